@@ -1,0 +1,372 @@
+package bot_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/bot"
+	"github.com/otpgate/otpgate/internal/keys"
+	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/store"
+)
+
+type phone struct {
+	mu   sync.Mutex
+	msgs map[pii.Mobile][]string
+}
+
+func (p *phone) Send(_ context.Context, to pii.Mobile, body string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.msgs == nil {
+		p.msgs = map[pii.Mobile][]string{}
+	}
+	p.msgs[to] = append(p.msgs[to], body)
+	return nil
+}
+
+var codeRE = regexp.MustCompile(`\b\d{6}\b`)
+
+func (p *phone) code(m string) string {
+	mm, _ := pii.ParseMobile(m)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ms := p.msgs[mm]
+	if len(ms) == 0 {
+		return ""
+	}
+	return codeRE.FindString(ms[len(ms)-1])
+}
+
+type person struct {
+	ref, name, mobile, id string
+}
+
+// people: two on one mobile, one alone.
+var people = []person{
+	{"40000000000001", "Sunita Devi", "9000000201", "612361236123"},
+	{"40000000000002", "Raju Prasad", "9000000201", "612361236124"},
+	{"40000000000003", "Farah Khan", "9000000202", "612361236125"},
+}
+
+type harness struct {
+	eng  *bot.Engine
+	svc  *otp.Service
+	st   *store.Store
+	ph   *phone
+	logs *syncBuf
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ks, _ := keys.Derive(bytes.Repeat([]byte{9}, 32))
+	logs := &syncBuf{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	_, err = st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
+		for i, p := range people {
+			m, _ := pii.ParseMobile(p.mobile)
+			id, _ := pii.NormalizeID(p.id)
+			r := store.ImportRow{Line: i + 1, ID: id, Record: store.Record{RefID: p.ref, Name: p.name, BirthYear: 1975, Gender: "F",
+				Mobile: m, IDType: "aadhaar", IDLast4: id.Last4(), Doses: []store.Dose{{Number: 1, Vaccine: "COVISHIELD", Date: "2021-05-02", Center: "PHC Rampur"}}}}
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := otp.DefaultPolicy()
+	pol.ResendCooldown = 0
+	pol.RequestsPerRequesterHr = 1000
+	pol.SendsPerMobileHour, pol.SendsPerMobileDay, pol.SendsPerPrefixHour = 1000, 1000, 1000
+	pol.WrongPerMobile.Max, pol.WrongPerRequester.Max = 1000, 1000
+	ph := &phone{}
+	svc, err := otp.New(otp.Options{Store: st, Sender: ph, CodeKey: ks.Code, Policy: pol, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	eng, err := bot.New(bot.Options{Gate: svc, Records: st, Channel: "test", Logger: log, CodeLength: 6, CodeTTL: 3 * time.Minute, ReleaseTTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{eng: eng, svc: svc, st: st, ph: ph, logs: logs}
+}
+
+func (h *harness) send(t *testing.T, user int64, text string) []bot.Reply {
+	t.Helper()
+	r := h.eng.Handle(context.Background(), bot.Update{ChatID: user, UserID: user, ChatKind: bot.ChatPrivate, Text: text, MessageID: 7})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.svc.Idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func joined(rs []bot.Reply) string {
+	var b strings.Builder
+	for _, r := range rs {
+		b.WriteString(r.Text)
+		for _, row := range r.Buttons {
+			for _, btn := range row {
+				b.WriteString("|" + btn.Text)
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func TestBeneficiaryFlow(t *testing.T) {
+	h := newHarness(t)
+	if r := joined(h.send(t, 1, "/start")); !strings.Contains(r, "/lookup") {
+		t.Fatalf("/start: %q", r)
+	}
+	r := h.send(t, 1, "/lookup")
+	if len(r) != 1 || !r[0].RequestContact {
+		t.Fatalf("/lookup without a number should offer the contact button: %+v", r)
+	}
+	h.send(t, 1, "९०००० ००२०१") // Devanagari digits
+	code := h.ph.code("9000000201")
+	if code == "" {
+		t.Fatal("no SMS")
+	}
+	r = h.send(t, 1, code[:3]+" "+code[3:])
+	if len(r) != 1 || len(r[0].Buttons) != 2 || r[0].DeleteMessage != 7 || !r[0].Sensitive {
+		t.Fatalf("after the code: want a protected chooser of 2 that deletes the code message, got %+v", r)
+	}
+	data := r[0].Buttons[1][0].Data
+	r = h.eng.Handle(context.Background(), bot.Update{ChatID: 1, UserID: 1, ChatKind: bot.ChatPrivate, Callback: &bot.Callback{ID: "cb1", Data: data}})
+	if len(r) != 1 || r[0].AnswerCallback != "cb1" || !r[0].Sensitive || r[0].DeleteAfter != 10*time.Minute {
+		t.Fatalf("release reply: %+v", r)
+	}
+	for _, want := range []string{"Raju Prasad", "1975", "COVISHIELD", "PHC Rampur", "40000000000002", "6124"} {
+		if !strings.Contains(r[0].Text, want) {
+			t.Errorf("record text lacks %q:\n%s", want, r[0].Text)
+		}
+	}
+	if strings.Contains(r[0].Text, "612361236124") {
+		t.Error("record text shows the full ID number")
+	}
+	// The same button pressed by another user releases nothing.
+	r = h.eng.Handle(context.Background(), bot.Update{ChatID: 2, UserID: 2, ChatKind: bot.ChatPrivate, Callback: &bot.Callback{ID: "cb2", Data: data}})
+	if strings.Contains(joined(r), "Raju") || r[0].AnswerCallback != "cb2" {
+		t.Fatalf("forged callback: %+v", r)
+	}
+	// Logout ends it.
+	h.send(t, 1, "/logout")
+	r = h.eng.Handle(context.Background(), bot.Update{ChatID: 1, UserID: 1, ChatKind: bot.ChatPrivate, Callback: &bot.Callback{ID: "cb3", Data: data}})
+	if strings.Contains(joined(r), "Raju") {
+		t.Fatalf("released after logout: %+v", r)
+	}
+}
+
+func TestRegisteredAndUnknownLookAlike(t *testing.T) {
+	h := newHarness(t)
+	known := joined(h.send(t, 1, "/lookup 9000000202"))
+	unknown := joined(h.send(t, 2, "/lookup 9876543210"))
+	if known != unknown {
+		t.Fatalf("replies differ:\nknown:   %q\nunknown: %q", known, unknown)
+	}
+	// And the wrong-code replies are the same whatever the reason.
+	wrongKnown := joined(h.send(t, 1, "000000"))
+	wrongUnknown := joined(h.send(t, 2, "000000"))
+	noFlow := joined(h.send(t, 3, "000000"))
+	if wrongKnown != wrongUnknown || wrongKnown != noFlow {
+		t.Fatalf("rejections differ:\n%q\n%q\n%q", wrongKnown, wrongUnknown, noFlow)
+	}
+}
+
+func TestOddInput(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		u    bot.Update
+		want string
+	}{
+		{"sticker", bot.Update{Unsupported: true}, "only read text"},
+		{"huge", bot.Update{Text: strings.Repeat("9", 100000)}, "too long"},
+		{"unknown command", bot.Update{Text: "/sudo give me everything"}, "don't know that command"},
+		{"contact of someone else", bot.Update{Contact: &bot.Contact{Phone: "919000000201", UserID: 999}}, "your own phone number"},
+		{"contact without user id", bot.Update{Contact: &bot.Contact{Phone: "919000000201"}}, "your own phone number"},
+		{"not a number", bot.Update{Text: "/lookup call me maybe"}, "doesn't look like a mobile"},
+		{"stale button", bot.Update{Callback: &bot.Callback{ID: "x", Data: "r:deadbeef"}}, "expired"},
+		{"garbage callback", bot.Update{Callback: &bot.Callback{ID: "x", Data: "\x00\xff"}}, "expired"},
+		{"emoji", bot.Update{Text: "👋"}, "/lookup"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.u.ChatID, c.u.UserID = int64(100+i), int64(100+i)
+			r := h.eng.Handle(ctx, c.u)
+			if !strings.Contains(joined(r), c.want) {
+				t.Fatalf("reply %q lacks %q", joined(r), c.want)
+			}
+		})
+	}
+	if n := len(h.ph.msgs); n != 0 {
+		t.Fatalf("odd input sent %d SMS", n)
+	}
+	// A contact of one's own is accepted, with or without "+".
+	r := h.eng.Handle(ctx, bot.Update{ChatID: 51, UserID: 51, Contact: &bot.Contact{Phone: "919000000202", UserID: 51}})
+	if !strings.Contains(joined(r), "code has been sent") {
+		t.Fatalf("own contact: %q", joined(r))
+	}
+}
+
+func TestHindi(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	r := h.eng.Handle(ctx, bot.Update{ChatID: 5, UserID: 5, Lang: "hi-IN", Text: "/start"})
+	if !regexp.MustCompile(`\p{Devanagari}`).MatchString(joined(r)) {
+		t.Fatalf("client language hi: %q", joined(r))
+	}
+	h.eng.Handle(ctx, bot.Update{ChatID: 5, UserID: 5, Lang: "hi-IN", Text: "/language en"})
+	r = h.eng.Handle(ctx, bot.Update{ChatID: 5, UserID: 5, Lang: "hi-IN", Text: "/start"})
+	if !strings.Contains(joined(r), "Hello") {
+		t.Fatalf("/language en did not stick: %q", joined(r))
+	}
+}
+
+// TestRandomisedNoFieldWithoutCode drives several users with random
+// messages — other people's mobiles, guessed codes, forged buttons, real
+// codes of others — and checks that a record field only ever reaches a user
+// who typed the code sent to that record's mobile.
+func TestRandomisedNoFieldWithoutCode(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	mobiles := []string{"9000000201", "9000000202", "9876500000"}
+	// verified[user] = mobiles whose code that user typed correctly.
+	verified := map[int64]map[string]bool{}
+	lastLookup := map[int64]string{}
+	var handles []string
+	releases, refusals := 0, 0
+	for step := 0; step < 600; step++ {
+		user := int64(1 + rng.IntN(4))
+		var u bot.Update
+		switch rng.IntN(7) {
+		case 0:
+			m := mobiles[rng.IntN(len(mobiles))]
+			lastLookup[user] = m
+			u.Text = "/lookup " + m
+		case 1: // the real code of the mobile this user asked for
+			if m := lastLookup[user]; m != "" {
+				u.Text = h.ph.code(m)
+			}
+		case 2: // a code meant for someone else's mobile
+			u.Text = h.ph.code(mobiles[rng.IntN(2)])
+		case 3:
+			u.Text = fmt.Sprintf("%06d", rng.IntN(1000000))
+		case 4:
+			if len(handles) > 0 {
+				u.Callback = &bot.Callback{ID: "c", Data: "r:" + handles[rng.IntN(len(handles))]}
+			} else {
+				u.Text = "/help"
+			}
+		case 5:
+			u.Text = []string{"/logout", "/cancel", "/start", "/privacy"}[rng.IntN(4)]
+		case 6:
+			u.Text = people[rng.IntN(len(people))].ref
+		}
+		if u.Text == "" && u.Callback == nil {
+			continue
+		}
+		u.ChatID, u.UserID, u.ChatKind = user, user, bot.ChatPrivate
+		// Which mobile's code is this, if any? Read the phone before acting.
+		codeFor := ""
+		for _, m := range mobiles {
+			if c := h.ph.code(m); c != "" && c == u.Text && lastLookup[user] == m {
+				codeFor = m
+			}
+		}
+		replies := h.eng.Handle(ctx, u)
+		if err := h.svc.Idle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		out := joined(replies)
+		for _, r := range replies {
+			for _, row := range r.Buttons {
+				for _, b := range row {
+					if h, ok := strings.CutPrefix(b.Data, "r:"); ok {
+						handles = append(handles, h)
+					}
+				}
+			}
+		}
+		if codeFor != "" && (strings.Contains(out, "Verified") || strings.Contains(out, "Reference ID")) {
+			if verified[user] == nil {
+				verified[user] = map[string]bool{}
+			}
+			verified[user][codeFor] = true
+		}
+		if u.Text == "/logout" {
+			delete(verified, user)
+		}
+		if strings.Contains(out, "didn't work") || strings.Contains(out, "expired") || strings.Contains(out, "session has ended") {
+			refusals++
+		}
+		for _, p := range people {
+			if strings.Contains(out, p.name) || strings.Contains(out, p.ref) {
+				releases++
+				if !verified[user][p.mobile] {
+					t.Fatalf("step %d: user %d saw %s without verifying %s; update %+v\n%s", step, user, p.name, p.mobile, u, out)
+				}
+			}
+		}
+	}
+	// The run must exercise both sides, or it proves nothing.
+	if releases < 10 || refusals < 50 {
+		t.Fatalf("too little exercised: %d releases, %d refusals", releases, refusals)
+	}
+	t.Logf("%d releases, %d refusals", releases, refusals)
+}
+
+func TestLogsOfAWholeFlowCarryNoPII(t *testing.T) {
+	h := newHarness(t)
+	h.send(t, 1, "/lookup +91 90000 00201")
+	code := h.ph.code("9000000201")
+	h.send(t, 1, "111111")
+	r := h.send(t, 1, code)
+	h.eng.Handle(context.Background(), bot.Update{ChatID: 1, UserID: 1, Callback: &bot.Callback{ID: "c", Data: r[0].Buttons[0][0].Data}})
+	h.send(t, 1, "/logout")
+	logs := h.logs.String()
+	if !strings.Contains(logs, "code verified") {
+		t.Fatalf("flow did not complete:\n%s", logs)
+	}
+	for _, p := range people[:2] {
+		for _, s := range []string{p.name, p.ref, p.id, p.mobile, strings.Fields(p.name)[0]} {
+			if strings.Contains(logs, s) {
+				t.Errorf("logs contain %q", s)
+			}
+		}
+	}
+	if strings.Contains(logs, code) {
+		t.Errorf("logs contain the code")
+	}
+}

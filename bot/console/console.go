@@ -1,0 +1,180 @@
+// Package console is a terminal front end for the conversation engine: one
+// local user in a private chat, reading a message per line from standard
+// input. It serves `otpgate demo` and development; it applies the same
+// engine, and so the same policy, as every other channel.
+package console
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/otpgate/otpgate/bot"
+)
+
+// Handler is the engine. *bot.Engine implements it.
+type Handler interface {
+	Handle(ctx context.Context, u bot.Update) []bot.Reply
+}
+
+var _ Handler = (*bot.Engine)(nil)
+
+// Options configure Run.
+type Options struct {
+	Handler Handler
+	In      io.Reader
+	Out     io.Writer // shared with the console SMS sender: wrap it in a Writer
+	UserID  int64
+	Lang    string
+	// Prompt, when set, is printed before each line is read (terminals).
+	Prompt string
+	// AfterEach runs after each message is handled, e.g. to wait until the
+	// SMS a message triggered has been printed, so output stays in order.
+	AfterEach func(ctx context.Context)
+}
+
+// Writer serialises writes from the chat and from the SMS sender.
+type Writer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewWriter wraps w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// maxLine bounds one input line; longer lines are passed on truncated
+// past the engine's own limit, so the engine answers "too long".
+const maxLine = 64 << 10
+
+// Run reads messages until In ends or ctx is done. A line that is a button
+// number ("1", "2", …) presses that button of the last message that had
+// buttons.
+func Run(ctx context.Context, o Options) error {
+	if o.Handler == nil || o.In == nil || o.Out == nil {
+		return errors.New("console: Handler, In and Out are required")
+	}
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(lines)
+		r := bufio.NewReaderSize(o.In, 4096)
+		for {
+			line, err := readLine(r)
+			if line != "" || err == nil {
+				select {
+				case lines <- line:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr <- err
+				}
+				return
+			}
+		}
+	}()
+	var buttons []bot.Button
+	msgID := 0
+	for {
+		if o.Prompt != "" {
+			fmt.Fprint(o.Out, o.Prompt)
+		}
+		var line string
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case line, ok = <-lines:
+		}
+		if !ok {
+			select {
+			case err := <-readErr:
+				return fmt.Errorf("console: read: %w", err)
+			default:
+				return nil
+			}
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		msgID++
+		u := bot.Update{ChatID: o.UserID, ChatKind: bot.ChatPrivate, UserID: o.UserID, Lang: o.Lang, MessageID: msgID, Text: line}
+		if n, err := strconv.Atoi(strings.TrimSpace(line)); err == nil && n >= 1 && n <= len(buttons) {
+			u.Text = ""
+			u.Callback = &bot.Callback{ID: strconv.Itoa(msgID), Data: buttons[n-1].Data}
+		}
+		replies := o.Handler.Handle(ctx, u)
+		for _, r := range replies {
+			if r.Text == "" {
+				continue
+			}
+			if len(r.Buttons) > 0 {
+				buttons = buttons[:0]
+			}
+			render(o.Out, r, &buttons)
+		}
+		if o.AfterEach != nil {
+			o.AfterEach(ctx)
+		}
+	}
+}
+
+func readLine(r *bufio.Reader) (string, error) {
+	var b strings.Builder
+	for {
+		chunk, isPrefix, err := r.ReadLine()
+		if b.Len() < maxLine {
+			b.Write(chunk)
+		}
+		if err != nil {
+			return b.String(), err
+		}
+		if !isPrefix {
+			return b.String(), nil
+		}
+	}
+}
+
+func render(w io.Writer, r bot.Reply, buttons *[]bot.Button) {
+	var b strings.Builder
+	for i, line := range strings.Split(r.Text, "\n") {
+		if i == 0 {
+			b.WriteString("bot> ")
+		} else {
+			b.WriteString("     ")
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	for _, row := range r.Buttons {
+		for _, btn := range row {
+			*buttons = append(*buttons, btn)
+			fmt.Fprintf(&b, "     [%d] %s\n", len(*buttons), btn.Text)
+		}
+	}
+	if len(r.Buttons) > 0 {
+		b.WriteString("     (type the number to choose)\n")
+	}
+	if r.RequestContact {
+		b.WriteString("     (on Telegram a \"share my phone number\" button appears here)\n")
+	}
+	if r.Sensitive && r.DeleteAfter > 0 {
+		fmt.Fprintf(&b, "     (protected from forwarding; on Telegram deleted after %s)\n", r.DeleteAfter.Round(time.Second))
+	}
+	_, _ = io.WriteString(w, b.String())
+}

@@ -1,0 +1,498 @@
+// Package otp issues and checks one-time codes: it decides whether a code
+// may be sent (guess limits, anti-pumping caps, destination allowlist),
+// sends it through an SMS Sender, and turns a correct code into a grant.
+//
+// Requests are enumeration-safe: Request returns at once with the same
+// result whether the identifier exists, has no mobile, is limited or is
+// locked; all the work, including the SMS, happens on a bounded pool of
+// background workers.
+package otp
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ulule/limiter/v3"
+	"github.com/ulule/limiter/v3/drivers/store/memory"
+
+	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/store"
+)
+
+// Errors returned to callers.
+var (
+	// ErrCodeRejected covers every failed verification: wrong, expired,
+	// used, absent or locked. Callers show one reply for all of them.
+	ErrCodeRejected = errors.New("otp: code rejected")
+	ErrClosed       = errors.New("otp: service closed")
+	ErrBadOptions   = errors.New("otp: bad options")
+)
+
+// RejectedError tells logs and tests why a code was rejected. Its Outcome
+// must not reach the chat user.
+type RejectedError struct{ Outcome store.VerifyOutcome }
+
+func (e *RejectedError) Error() string        { return "otp: code rejected: " + string(e.Outcome) }
+func (e *RejectedError) Is(target error) bool { return target == ErrCodeRejected }
+
+// Store is the part of the store the service uses.
+type Store interface {
+	Resolve(ctx context.Context, id pii.Identifier) (store.Target, error)
+	Issue(ctx context.Context, p store.IssueParams) (store.Challenge, store.IssueOutcome, error)
+	Verify(ctx context.Context, p store.VerifyParams) (store.Grant, store.VerifyOutcome, error)
+	CancelChallenge(ctx context.Context, requester, purpose string) error
+	Audit(ctx context.Context, entries ...store.AuditEntry) error
+	SubjectKey(label string) string
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Policy holds every limit; DefaultPolicy gives SPEC §5's values.
+type Policy struct {
+	CodeLength             int
+	CodeTTL                time.Duration
+	MaxAttempts            int           // wrong codes per code
+	ResendCooldown         time.Duration // per mobile
+	SendsPerMobileHour     int
+	SendsPerMobileDay      int
+	WrongPerMobile         store.Limit // across all codes of a mobile
+	WrongPerRequester      store.Limit
+	RequestsPerRequesterHr int
+	SendsPerPrefixHour     int // velocity per number prefix (country + 5 digits)
+	GlobalSendsPerHour     int
+	Countries              []string // destination calling codes allowed
+	GrantTTL               time.Duration
+}
+
+// DefaultPolicy returns the defaults of SPEC §5.
+func DefaultPolicy() Policy {
+	return Policy{
+		CodeLength:             6,
+		CodeTTL:                3 * time.Minute,
+		MaxAttempts:            3,
+		ResendCooldown:         60 * time.Second,
+		SendsPerMobileHour:     5,
+		SendsPerMobileDay:      10,
+		WrongPerMobile:         store.Limit{Max: 10, Period: time.Hour},
+		WrongPerRequester:      store.Limit{Max: 10, Period: time.Hour},
+		RequestsPerRequesterHr: 5,
+		SendsPerPrefixHour:     30,
+		GlobalSendsPerHour:     600,
+		Countries:              []string{"91"},
+		GrantTTL:               10 * time.Minute,
+	}
+}
+
+func (p Policy) validate() error {
+	var errs []error
+	if p.CodeLength < 6 || p.CodeLength > 10 {
+		errs = append(errs, errors.New("CodeLength must be 6..10"))
+	}
+	if p.CodeTTL <= 0 || p.CodeTTL > 10*time.Minute {
+		errs = append(errs, errors.New("CodeTTL must be in (0, 10m]"))
+	}
+	if p.MaxAttempts < 1 {
+		errs = append(errs, errors.New("MaxAttempts must be ≥ 1"))
+	}
+	for name, n := range map[string]int{"SendsPerMobileHour": p.SendsPerMobileHour, "SendsPerMobileDay": p.SendsPerMobileDay,
+		"WrongPerMobile.Max": p.WrongPerMobile.Max, "WrongPerRequester.Max": p.WrongPerRequester.Max,
+		"RequestsPerRequesterHr": p.RequestsPerRequesterHr, "SendsPerPrefixHour": p.SendsPerPrefixHour, "GlobalSendsPerHour": p.GlobalSendsPerHour} {
+		if n < 1 {
+			errs = append(errs, fmt.Errorf("%s must be ≥ 1", name))
+		}
+	}
+	if p.WrongPerMobile.Period <= 0 || p.WrongPerRequester.Period <= 0 || p.GrantTTL <= 0 || p.ResendCooldown < 0 {
+		errs = append(errs, errors.New("periods must be positive"))
+	}
+	if len(p.Countries) == 0 {
+		errs = append(errs, errors.New("Countries is empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// Options configure New.
+type Options struct {
+	Store     Store
+	Sender    Sender
+	CodeKey   []byte // HMAC key for codes at rest (internal/keys)
+	Policy    Policy
+	Templates Templates
+	Logger    *slog.Logger
+	Now       func() time.Time // clock; nil means time.Now
+	Workers   int              // background senders; default 4
+	Queue     int              // pending requests; default 1024
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.Store == nil {
+		errs = append(errs, errors.New("Store is nil"))
+	}
+	if o.Sender == nil {
+		errs = append(errs, errors.New("Sender is nil"))
+	}
+	if len(o.CodeKey) < 32 {
+		errs = append(errs, errors.New("CodeKey must be 32 bytes"))
+	}
+	if o.Templates.t == nil {
+		o.Templates = DefaultTemplates()
+	}
+	if err := o.Policy.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Queue <= 0 {
+		o.Queue = 1024
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	return nil
+}
+
+// Request asks for a code. Requester is a stable id of the chat user
+// ("telegram:123"); Identifier names the records; Audience picks the field
+// set and the SMS wording; Agent is the staff label for staff lookups.
+type Request struct {
+	Requester  string
+	Identifier pii.Identifier
+	Audience   store.Audience
+	Agent      string
+	Lang       string
+}
+
+// Service is safe for concurrent use. Close it to stop its workers.
+type Service struct {
+	store  Store
+	sender Sender
+	key    []byte
+	pol    Policy
+	tpl    Templates
+	log    *slog.Logger
+	now    func() time.Time
+
+	perRequester, perMobileHour, perMobileDay, perPrefix, global *limiter.Limiter
+
+	mu      sync.RWMutex
+	closed  bool
+	queue   chan Request
+	pending sync.WaitGroup // requests enqueued and not yet finished
+	workers sync.WaitGroup
+	stop    context.CancelFunc
+	ctx     context.Context
+}
+
+// New builds a service and starts its workers. It does no I/O.
+func New(o Options) (*Service, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	mem := memory.NewStoreWithOptions(limiter.StoreOptions{Prefix: "otpgate", CleanUpInterval: time.Minute})
+	lim := func(n int, per time.Duration) *limiter.Limiter {
+		return limiter.New(mem, limiter.Rate{Period: per, Limit: int64(n)})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		store: o.Store, sender: o.Sender, key: o.CodeKey, pol: o.Policy, tpl: o.Templates,
+		log:           o.Logger.With("component", "otp"),
+		now:           o.Now,
+		perRequester:  lim(o.Policy.RequestsPerRequesterHr, time.Hour),
+		perMobileHour: lim(o.Policy.SendsPerMobileHour, time.Hour),
+		perMobileDay:  lim(o.Policy.SendsPerMobileDay, 24*time.Hour),
+		perPrefix:     lim(o.Policy.SendsPerPrefixHour, time.Hour),
+		global:        lim(o.Policy.GlobalSendsPerHour, time.Hour),
+		queue:         make(chan Request, o.Queue),
+		ctx:           ctx, stop: cancel,
+	}
+	for range o.Workers {
+		s.workers.Add(1)
+		go s.work()
+	}
+	return s, nil
+}
+
+// Policy returns the limits in force.
+func (s *Service) Policy() Policy { return s.pol }
+
+// Request queues a code request and returns at once. The result does not
+// depend on whether the identifier exists: errors are returned only when the
+// service is closed. A full queue drops the request (logged), exactly as a
+// limit would.
+func (s *Service) Request(ctx context.Context, r Request) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.pending.Add(1)
+	select {
+	case s.queue <- r:
+	default:
+		s.pending.Done()
+		s.log.Warn("code request dropped: queue full", "requester", s.subject(r.Requester))
+	}
+	return nil
+}
+
+// Idle blocks until every queued request has been handled (or ctx ends).
+// Tests and the demo use it to wait for the SMS.
+func (s *Service) Idle(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.pending.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops taking requests, lets the workers finish what is queued until
+// ctx ends, then abandons the rest.
+func (s *Service) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.queue)
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.stop()
+		return nil
+	case <-ctx.Done():
+		s.stop() // cancels in-flight sends
+		<-done
+		return ctx.Err()
+	}
+}
+
+func (s *Service) work() {
+	defer s.workers.Done()
+	for r := range s.queue {
+		s.handle(r)
+	}
+}
+
+// handle runs one request to its end. A panic is contained: one bad request
+// must not take the service down.
+func (s *Service) handle(r Request) {
+	defer s.pending.Done()
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("code request panicked", "panic", fmt.Sprint(p))
+		}
+	}()
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Minute)
+	defer cancel()
+	log := s.log.With("requester", s.subject(r.Requester), "audience", r.Audience, "identifier", r.Identifier.Kind)
+	if err := s.issueAndSend(ctx, r, log); err != nil {
+		log.Error("code request failed", "err", err)
+	}
+}
+
+func (s *Service) issueAndSend(ctx context.Context, r Request, log *slog.Logger) error {
+	requested := store.AuditEntry{Event: store.EventCodeRequested, Requester: r.Requester, Agent: r.Agent, Audience: r.Audience}
+	if rc, err := s.perRequester.Get(ctx, "req:"+s.subject(r.Requester)); err != nil {
+		return err
+	} else if rc.Reached {
+		return s.notSent(ctx, log, requested, "requester_limited")
+	}
+	t, err := s.store.Resolve(ctx, r.Identifier)
+	if errors.Is(err, store.ErrNotFound) {
+		return s.notSent(ctx, log, requested, "no_target")
+	}
+	if err != nil {
+		return err
+	}
+	log = log.With("mobile", t.Mobile, "mobile_key", t.MobileKey[:12])
+	requested.MobileKey, requested.Records = t.MobileKey, t.Records
+	if reason := s.sendBlocked(ctx, t); reason != "" {
+		return s.notSent(ctx, log, requested, reason)
+	}
+	code, err := newCode(s.pol.CodeLength)
+	if err != nil {
+		return err
+	}
+	c := store.Challenge{
+		ID: store.NewID(), Requester: r.Requester, Purpose: string(r.Audience), Audience: r.Audience,
+		Agent: r.Agent, MobileKey: t.MobileKey, Records: t.Records,
+		ExpiresAt: s.now().Add(s.pol.CodeTTL), MaxAttempts: s.pol.MaxAttempts,
+	}
+	c.MAC = s.codeMAC(c, code)
+	c, outcome, err := s.store.Issue(ctx, store.IssueParams{Challenge: c, Cooldown: s.pol.ResendCooldown,
+		MobileWrong: s.pol.WrongPerMobile, RequesterWrong: s.pol.WrongPerRequester})
+	if err != nil {
+		return err
+	}
+	if outcome != store.IssueStored {
+		log.Info("code not sent", "reason", outcome)
+		return nil
+	}
+	s.countSend(ctx, t)
+	body, err := s.tpl.Render(r.Audience, r.Lang, SMSData{Code: string(code), Minutes: int(s.pol.CodeTTL.Round(time.Minute) / time.Minute), Agent: r.Agent})
+	if err != nil {
+		return err
+	}
+	sent := store.AuditEntry{Requester: r.Requester, Agent: r.Agent, Audience: r.Audience, MobileKey: t.MobileKey, Records: t.Records}
+	if err := s.sender.Send(ctx, t.Mobile, body); err != nil {
+		log.Warn("code delivery failed", "err", err)
+		sent.Event, sent.Outcome = store.EventDeliveryFailed, deliveryOutcome(err)
+		return s.store.Audit(ctx, sent)
+	}
+	log.Info("code sent")
+	sent.Event = store.EventCodeSent
+	return s.store.Audit(ctx, sent)
+}
+
+// notSent ends a request that gets no code: the requester's previous code
+// is abandoned exactly as a new code would replace it (so its fate says
+// nothing about this target), and the reason is audited.
+func (s *Service) notSent(ctx context.Context, log *slog.Logger, e store.AuditEntry, reason string) error {
+	log.Info("code not sent", "reason", reason)
+	e.Outcome = reason
+	return errors.Join(s.store.CancelChallenge(ctx, e.Requester, string(e.Audience)), s.store.Audit(ctx, e))
+}
+
+func deliveryOutcome(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{{ErrInvalidTo, "invalid_number"}, {ErrUnsubscribed, "unsubscribed"}, {ErrUnroutable, "unroutable"},
+		{ErrAuth, "provider_auth"}, {ErrRateLimited, "provider_rate_limited"}, {ErrProvider, "provider_error"}} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return "timeout"
+	}
+	return "error"
+}
+
+// sendBlocked checks the anti-pumping caps without counting: a request that
+// is refused by one cap does not use up the others.
+func (s *Service) sendBlocked(ctx context.Context, t store.Target) string {
+	if !slices.Contains(s.pol.Countries, pii.CountryCode(t.Mobile)) {
+		return "country_not_allowed"
+	}
+	for _, c := range s.sendCaps(t) {
+		lc, err := c.lim.Peek(ctx, c.key)
+		if err != nil || lc.Remaining <= 0 {
+			return c.name
+		}
+	}
+	return ""
+}
+
+func (s *Service) countSend(ctx context.Context, t store.Target) {
+	for _, c := range s.sendCaps(t) {
+		if _, err := c.lim.Get(ctx, c.key); err != nil {
+			s.log.Warn("send window", "cap", c.name, "err", err)
+		}
+	}
+}
+
+type sendCap struct {
+	name string
+	lim  *limiter.Limiter
+	key  string
+}
+
+func (s *Service) sendCaps(t store.Target) []sendCap {
+	return []sendCap{
+		{"mobile_hourly_limit", s.perMobileHour, "mh:" + t.MobileKey},
+		{"mobile_daily_limit", s.perMobileDay, "md:" + t.MobileKey},
+		{"prefix_velocity", s.perPrefix, "px:" + s.subject(prefix(t.Mobile))},
+		{"global_limit", s.global, "global"},
+	}
+}
+
+// prefix is the number range a pumping attack walks: the country code and
+// the first five national digits.
+func prefix(m pii.Mobile) string {
+	e := m.E164()
+	n := 1 + len(pii.CountryCode(m)) + 5
+	if len(e) < n {
+		return e
+	}
+	return e[:n]
+}
+
+// Verify checks code for the requester's pending challenge of audience. Any
+// failure is ErrCodeRejected (as a *RejectedError); other errors mean the
+// store failed and the caller should say "try again later".
+func (s *Service) Verify(ctx context.Context, requester string, audience store.Audience, code pii.Code) (store.Grant, error) {
+	g, outcome, err := s.store.Verify(ctx, store.VerifyParams{
+		Requester: requester, Purpose: string(audience),
+		Match:          func(c store.Challenge) bool { return hmac.Equal(s.codeMAC(c, code), c.MAC) },
+		MobileWrong:    s.pol.WrongPerMobile,
+		RequesterWrong: s.pol.WrongPerRequester,
+		GrantTTL:       s.pol.GrantTTL,
+	})
+	if err != nil {
+		return store.Grant{}, err
+	}
+	log := s.log.With("requester", s.subject(requester), "audience", audience)
+	if outcome != store.VerifyOK {
+		log.Info("code rejected", "outcome", outcome)
+		return store.Grant{}, &RejectedError{Outcome: outcome}
+	}
+	log.Info("code verified", "records", len(g.Records))
+	return g, nil
+}
+
+// Cancel abandons the requester's pending code for audience.
+func (s *Service) Cancel(ctx context.Context, requester string, audience store.Audience) error {
+	return s.store.CancelChallenge(ctx, requester, string(audience))
+}
+
+// codeMAC binds a code to its flow: the challenge id, requester, purpose and
+// mobile are all inside the MAC, so a code is worthless anywhere else.
+func (s *Service) codeMAC(c store.Challenge, code pii.Code) []byte {
+	m := hmac.New(sha256.New, s.key)
+	for _, part := range []string{c.ID, c.Requester, c.Purpose, c.MobileKey, string(code)} {
+		m.Write([]byte(part))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+func (s *Service) subject(requester string) string {
+	k := s.store.SubjectKey(requester)
+	if len(k) > 12 {
+		return k[:12]
+	}
+	return k
+}
+
+// newCode draws n decimal digits uniformly from crypto/rand.
+func newCode(n int) (pii.Code, error) {
+	max := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
+	v, err := rand.Int(rand.Reader, max)
+	if err != nil {
+		return "", fmt.Errorf("otp: random: %w", err)
+	}
+	return pii.Code(fmt.Sprintf("%0*d", n, v)), nil
+}

@@ -1,0 +1,288 @@
+// Package store keeps otpgate's state in an embedded, encrypted Badger
+// database: beneficiary records and their keyed-hash indexes, one-time-code
+// challenges, grants, the counters that protect codes, and the hash-chained
+// audit log.
+//
+// The store is where the product's invariant is enforced: the only calls
+// that return record fields (Summaries and Release) take a grant minted by a
+// successful code verification and check it — exists, unexpired, bound to
+// the caller, covering the record — inside the same transaction that writes
+// the audit entry, and the audit entry is synced to disk before a single
+// field is returned.
+package store
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/otpgate/otpgate/internal/pii"
+)
+
+// Errors returned by the store.
+var (
+	ErrNotFound    = errors.New("store: not found")
+	ErrNoGrant     = errors.New("store: no valid grant")
+	ErrWrongKey    = errors.New("store: the master key does not open this data directory")
+	ErrLocked      = errors.New("store: data directory is in use by another otpgate process")
+	ErrClosed      = errors.New("store: closed")
+	ErrAuditBroken = errors.New("store: audit chain broken")
+	ErrBadOptions  = errors.New("store: bad options")
+)
+
+// Options configure Open. Keys come from internal/keys.
+type Options struct {
+	// Dir is the Badger directory; ignored when InMemory is set.
+	Dir      string
+	InMemory bool
+	// EncryptionKey (32 bytes) encrypts every table and value log at rest.
+	EncryptionKey []byte
+	// IndexKey keys the HMACs that index mobiles, reference ids and ID numbers.
+	IndexKey []byte
+	// AuditKey keys the HMAC chain of the audit log.
+	AuditKey []byte
+	Logger   *slog.Logger
+	// Now is the clock; nil means time.Now. Tests inject their own.
+	Now func() time.Time
+	// ReadOnly opens without taking writes (audit verify/export).
+	ReadOnly bool
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if !o.InMemory && o.Dir == "" {
+		errs = append(errs, errors.New("Dir is empty"))
+	}
+	for name, k := range map[string][]byte{"EncryptionKey": o.EncryptionKey, "IndexKey": o.IndexKey, "AuditKey": o.AuditKey} {
+		if len(k) != 32 {
+			errs = append(errs, fmt.Errorf("%s must be 32 bytes", name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	return nil
+}
+
+// Store is safe for concurrent use.
+type Store struct {
+	db       *badger.DB
+	log      *slog.Logger
+	now      func() time.Time
+	indexKey []byte
+	auditKey []byte
+
+	// failAudit, when set by a test, makes every audit append fail.
+	failAudit func() error
+
+	// auditMu serialises every transaction that appends to the audit chain,
+	// so the chain head never conflicts and entries are totally ordered.
+	auditMu sync.Mutex
+}
+
+// Open opens (or creates) the database. It fails with ErrWrongKey when the
+// directory was written with another master key and ErrLocked when another
+// process holds it.
+func Open(opts Options) (*Store, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	bo := badgerOptions(opts, log)
+	db, err := badger.Open(bo)
+	switch {
+	case errors.Is(err, badger.ErrEncryptionKeyMismatch):
+		return nil, ErrWrongKey
+	case err != nil && isLockErr(err):
+		return nil, fmt.Errorf("%w: %s", ErrLocked, opts.Dir)
+	case err != nil:
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	s := &Store{db: db, log: log, now: now, indexKey: opts.IndexKey, auditKey: opts.AuditKey}
+	if err := s.checkIndexKey(opts.ReadOnly); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// badgerOptions tunes Badger for a small service: its defaults reserve
+// hundreds of megabytes (64 MB memtables ×5, 256 MB block cache).
+func badgerOptions(o Options, log *slog.Logger) badger.Options {
+	bo := badger.DefaultOptions(o.Dir)
+	if o.InMemory {
+		bo = badger.DefaultOptions("").WithInMemory(true)
+	}
+	return bo.
+		WithLogger(badgerLogger{log.With("component", "badger")}).
+		WithEncryptionKey(o.EncryptionKey).
+		WithEncryptionKeyRotationDuration(30 * 24 * time.Hour).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(4 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(1 << 10).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithNumCompactors(2).
+		WithNumGoroutines(4).
+		WithMetricsEnabled(false).
+		WithReadOnly(o.ReadOnly)
+}
+
+func isLockErr(err error) bool {
+	// Badger reports a held directory lock only as text.
+	s := err.Error()
+	return strings.Contains(s, "Cannot acquire directory lock") || strings.Contains(s, "resource temporarily unavailable")
+}
+
+// checkIndexKey guards against a master key whose storage key opens the
+// directory but whose other derived keys differ (impossible with HKDF from
+// one master, but cheap to check and it catches a corrupted key file).
+func (s *Store) checkIndexKey(readOnly bool) error {
+	want := s.mac(s.indexKey, "keycheck")
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyMetaKeyCheck)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			if readOnly {
+				return nil
+			}
+			return txn.Set(keyMetaKeyCheck, want)
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if !hmac.Equal(v, want) {
+				return ErrWrongKey
+			}
+			return nil
+		})
+	})
+}
+
+// Close flushes and closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// CollectGarbage runs one round of value-log garbage collection. Call it on
+// a ticker; it returns nil when there was nothing to collect.
+func (s *Store) CollectGarbage() error {
+	err := s.db.RunValueLogGC(0.5)
+	if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+		return nil
+	}
+	return err
+}
+
+// Key prefixes. One byte each; the layout is part of the on-disk format.
+var (
+	keyMetaKeyCheck = []byte("x/keycheck")
+	keyMetaImport   = []byte("x/import-in-progress")
+	keyAuditHead    = []byte("A")
+)
+
+const (
+	pfxRecord     = 'r' // r + ref hash → record
+	pfxMobileIdx  = 'm' // m + mobile hash + ref hash → nil
+	pfxIDIdx      = 'i' // i + id hash + ref hash → nil
+	pfxChallenge  = 'c' // c + flow hash → challenge
+	pfxGrant      = 'g' // g + grant id → grant
+	pfxCounter    = 'w' // w + kind + subject hash → window
+	pfxAudit      = 'a' // a + seq (8 bytes BE) → entry
+	pfxReleaseDel = 'd' // d + due time + id → scheduled chat deletion
+)
+
+const hashLen = 16
+
+// mac returns the first 16 bytes of HMAC-SHA256(key, label): 128 bits is
+// ample against collisions at any realistic record count and halves index size.
+func (s *Store) mac(key []byte, label string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(label))
+	return m.Sum(nil)[:hashLen]
+}
+
+func (s *Store) mobileHash(m pii.Mobile) []byte { return s.mac(s.indexKey, "mobile:"+m.E164()) }
+func (s *Store) refHash(ref string) []byte      { return s.mac(s.indexKey, "ref:"+ref) }
+func (s *Store) idHash(id pii.IDNumber) []byte  { return s.mac(s.indexKey, "id:"+id.Value()) }
+
+// MobileKey is the keyed hash of a mobile, hex-encoded: safe to log and to
+// use as a rate-limit key.
+func (s *Store) MobileKey(m pii.Mobile) string { return hex.EncodeToString(s.mobileHash(m)) }
+
+// SubjectKey hashes any opaque subject (a requester id, a prefix) with the
+// index key, for counters and logs that must not carry the raw value.
+func (s *Store) SubjectKey(label string) string {
+	return hex.EncodeToString(s.mac(s.indexKey, "subject:"+label))
+}
+
+func join(parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// update runs fn in a read-write transaction, retrying on SSI conflicts.
+func (s *Store) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := s.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+		if attempt >= 100 {
+			return fmt.Errorf("store: gave up after %d conflicts: %w", attempt, err)
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Microsecond)
+	}
+}
+
+// sync makes committed writes durable. Badger does not sync each commit
+// (SyncWrites is off to keep imports fast); everything that must survive a
+// power cut — consumed codes, counters, grants, audit — is followed by this.
+func (s *Store) sync() error {
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	return nil
+}
+
+// badgerLogger forwards Badger's own logging to slog at lower levels: its
+// info lines are housekeeping chatter.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Debugf(f string, a ...any)   {}
