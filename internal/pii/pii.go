@@ -80,8 +80,7 @@ func ParseMobile(s string) (Mobile, error) {
 	if len(s) > 64 {
 		return "", ErrNotMobile
 	}
-	plus := strings.HasPrefix(s, "+") || strings.HasPrefix(s, "＋")
-	d, ok := digitsOnly(s, true)
+	d, plus, ok := digitsOnly(s, true)
 	if !ok {
 		return "", ErrNotMobile
 	}
@@ -115,23 +114,29 @@ func ParseMobile(s string) (Mobile, error) {
 // Digits maps every Unicode decimal digit (Devanagari, Bengali, Tamil,
 // full-width, …) in s to ASCII and drops spaces, dashes, dots and
 // parentheses. ok is false when anything else is present.
-func Digits(s string) (string, bool) { return digitsOnly(s, false) }
+func Digits(s string) (string, bool) {
+	d, _, ok := digitsOnly(s, false)
+	return d, ok
+}
 
-func digitsOnly(s string, allowPlus bool) (string, bool) {
+// digitsOnly also reports whether a "+" came before the first digit, when
+// allowPlus lets one stand there.
+func digitsOnly(s string, allowPlus bool) (digits string, plus, ok bool) {
 	var b strings.Builder
-	for i, r := range s {
+	for _, r := range s {
 		switch {
 		case r >= '0' && r <= '9':
 			b.WriteRune(r)
 		case unicode.Is(unicode.Nd, r):
 			b.WriteByte(byte('0' + digitValue(r)))
 		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')' || r == '\u00a0' || r == '\u2010' || r == '\u2011' || r == '\u2013' || r == '\u202f':
-		case allowPlus && i == 0 && (r == '+' || r == '＋'):
+		case allowPlus && !plus && b.Len() == 0 && (r == '+' || r == '＋'):
+			plus = true
 		default:
-			return "", false
+			return "", false, false
 		}
 	}
-	return b.String(), true
+	return b.String(), plus, true
 }
 
 // digitValue returns the value of a decimal digit rune. Unicode lays every
@@ -260,8 +265,7 @@ func ParseIdentifier(s string) (Identifier, error) {
 	if ref, ok := ParseReference(s); ok {
 		return Identifier{Kind: KindReference, Ref: ref}, nil
 	}
-	if d, ok := digitsOnly(s, true); ok {
-		plus := strings.HasPrefix(s, "+") || strings.HasPrefix(s, "＋")
+	if d, plus, ok := digitsOnly(s, true); ok {
 		if plus || len(d) == 10 || (len(d) == 11 && d[0] == '0') {
 			m, err := ParseMobile(s)
 			if err != nil {
