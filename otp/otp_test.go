@@ -114,7 +114,11 @@ type lockedBuffer struct {
 	b  *bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
 
 func mob(s string) pii.Mobile { m, _ := pii.ParseMobile(s); return m }
 
