@@ -1,0 +1,275 @@
+// Command otpbench measures otpgate against a baseline taken in the same
+// run, each in a child process of its own so that peak memory is its own.
+//
+//	go run ./cmd/otpbench import -n 1000000
+//
+// generates n synthetic records, loads them once with raw Badger WriteBatch
+// (same encryption and tuning as the store, key = reference id, value = the
+// record's line) and once through `otpgate import`'s path (parse, validate,
+// check, hash, index, write), and prints both rates, their ratio and the
+// peak RSS of each.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/otpgate/otpgate/internal/keys"
+	"github.com/otpgate/otpgate/internal/recordfile"
+	"github.com/otpgate/otpgate/internal/sample"
+	"github.com/otpgate/otpgate/store"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "otpbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: otpbench import [-n N] [-keep DIR]")
+	}
+	switch args[0] {
+	case "import":
+		return benchImport(args[1:])
+	case "child-baseline", "child-import":
+		return child(args[0], args[1], args[2])
+	}
+	return fmt.Errorf("unknown benchmark %q", args[0])
+}
+
+type result struct {
+	Records   int     `json:"records"`
+	Seconds   float64 `json:"seconds"`
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+	// PeakAnonMB is the largest anonymous (heap, stacks, Badger arenas)
+	// resident set sampled: VmHWM also counts pages of the memory-mapped
+	// tables and logs, which the kernel can drop at any time.
+	PeakAnonMB float64 `json:"peak_anon_mb"`
+	PeakHeapMB float64 `json:"peak_heap_mb"`
+}
+
+func (r result) rate() float64 { return float64(r.Records) / r.Seconds }
+
+func benchImport(args []string) error {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	n := fs.Int("n", 1_000_000, "records to generate")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "otpbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "records.jsonl")
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := sample.Write(f, *n, 1); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	st, _ := os.Stat(file)
+	fmt.Printf("generated %d records (%.0f MB) in %.1fs\n", *n, float64(st.Size())/1e6, time.Since(start).Seconds())
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var res [2]result
+	for i, mode := range []string{"child-baseline", "child-import"} {
+		db := filepath.Join(dir, mode)
+		out, err := exec.Command(self, mode, file, db).Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return fmt.Errorf("%s: %w: %s", mode, err, ee.Stderr)
+			}
+			return fmt.Errorf("%s: %w", mode, err)
+		}
+		if err := json.Unmarshal(out, &res[i]); err != nil {
+			return fmt.Errorf("%s: %w: %s", mode, err, out)
+		}
+		du, _ := dirSize(db)
+		fmt.Printf("%-22s %8d records %6.1fs %7.0f records/s  peak RSS %5.0f MB (anonymous %5.0f MB, Go heap %5.0f MB)  data %4.0f MB\n",
+			map[string]string{"child-baseline": "raw Badger WriteBatch", "child-import": "otpgate import"}[mode],
+			res[i].Records, res[i].Seconds, res[i].rate(), res[i].PeakRSSMB, res[i].PeakAnonMB, res[i].PeakHeapMB, float64(du)/1e6)
+	}
+	fmt.Printf("otpgate import runs at %.2fx the raw WriteBatch rate, with %.2fx its peak RSS (%.2fx its anonymous memory)\n",
+		res[1].rate()/res[0].rate(), res[1].PeakRSSMB/res[0].PeakRSSMB, res[1].PeakAnonMB/res[0].PeakAnonMB)
+	return nil
+}
+
+func child(mode, file, dir string) error {
+	ks, err := keys.Derive(bytes.Repeat([]byte{0x42}, keys.MasterKeySize))
+	if err != nil {
+		return err
+	}
+	opts := store.Options{Dir: dir, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit}
+	if path := os.Getenv("OTPBENCH_CPUPROFILE"); path != "" {
+		pf, err := os.Create(path + "." + mode)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	stopSampling := sampleMemory()
+	start := time.Now()
+	var n int
+	switch mode {
+	case "child-baseline":
+		n, err = baseline(file, opts)
+	default:
+		n, err = otpgateImport(file, opts)
+	}
+	if err != nil {
+		return err
+	}
+	secs := time.Since(start).Seconds()
+	if path := os.Getenv("OTPBENCH_MEMPROFILE"); path != "" {
+		if pf, err := os.Create(path + "." + mode); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(pf, 0)
+			pf.Close()
+		}
+	}
+	anon, heap := stopSampling()
+	r := result{Records: n, Seconds: secs, PeakRSSMB: statusMB("VmHWM:"), PeakAnonMB: anon, PeakHeapMB: heap}
+	pprof.StopCPUProfile()
+	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// baseline writes each line under its reference id with a WriteBatch: the
+// floor any import into this database pays (I/O, encryption, LSM).
+func baseline(file string, o store.Options) (int, error) {
+	db, err := badger.Open(store.BadgerOptions(o))
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	wb := db.NewWriteBatch()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	n := 0
+	for sc.Scan() {
+		line := sc.Bytes()
+		i := bytes.Index(line, []byte(`"reference_id":"`))
+		if i < 0 {
+			return n, errors.New("baseline: line without reference_id")
+		}
+		key := append([]byte("r"), line[i+16:i+30]...)
+		if err := wb.Set(key, bytes.Clone(line)); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if err := sc.Err(); err != nil {
+		return n, err
+	}
+	if err := wb.Flush(); err != nil {
+		return n, err
+	}
+	if err := db.Sync(); err != nil {
+		return n, err
+	}
+	return n, db.Close()
+}
+
+func otpgateImport(file string, o store.Options) (int, error) {
+	s, err := store.Open(o)
+	if err != nil {
+		return 0, err
+	}
+	f, err := recordfile.Open(file, recordfile.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sum, err := s.Import(context.Background(), f.Rows)
+	if err != nil {
+		return 0, err
+	}
+	if sum.Added != sum.Rows {
+		return 0, fmt.Errorf("import added %d of %d rows", sum.Added, sum.Rows)
+	}
+	return sum.Rows, s.Close()
+}
+
+// sampleMemory records, every 50 ms until stopped, the largest anonymous
+// resident set and Go heap seen.
+func sampleMemory() (stop func() (anonMB, heapMB float64)) {
+	var anon, heap float64
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			anon = max(anon, statusMB("RssAnon:"))
+			runtime.ReadMemStats(&ms)
+			heap = max(heap, float64(ms.HeapInuse)/(1<<20))
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (float64, float64) { close(done); <-finished; return anon, heap }
+}
+
+// statusMB reads one kB field of /proc/self/status (Linux) in MB.
+func statusMB(field string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			n += info.Size()
+		}
+		return err
+	})
+	return n, err
+}
