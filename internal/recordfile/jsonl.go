@@ -4,179 +4,307 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/otpgate/otpgate/store"
 )
 
-// jsonParser turns one JSON Lines line into a row. It checks the syntax
-// with encoding/json, then walks the object itself: that is several times
-// faster than reflection for a million rows, rejects duplicate members
-// (which encoding/json silently resolves to the last), and lets every
-// problem name its field without quoting the value.
+// jsonParser turns one JSON Lines line into a row with encoding/json.
+//
+// Members are decoded into member values, which keep the raw JSON of the
+// value and count how often the member appears: that lets a problem name
+// the field and the JSON type found without quoting the value, and catches
+// repeated members, which encoding/json would silently resolve to the last.
+// Problem texts are built here from field names and JSON kinds, never from
+// an encoding/json error text, which may quote the input.
+//
+// Member names match as encoding/json matches them, ignoring case.
 type jsonParser struct {
-	v   *validator
-	raw rawRow
+	v     *validator
+	raw   rawRow
+	rec   jsonRecord
+	dose  jsonDose
+	items []json.RawMessage // elements of "doses"
+	extra json.RawMessage   // a second value on the line
+}
+
+// member is one member of a JSON object as decoded: its raw value (nil
+// when absent) and how many times it appears.
+type member struct {
+	raw json.RawMessage
+	n   int
+}
+
+// UnmarshalJSON implements json.Unmarshaler. It is called once for every
+// appearance of the member, null included.
+func (m *member) UnmarshalJSON(b []byte) error {
+	m.n++
+	m.raw = append(m.raw[:0], b...)
+	return nil
+}
+
+func (m *member) reset() { m.raw, m.n = m.raw[:0], 0 }
+
+// kind names the JSON type of the member: "" when it is absent.
+func (m *member) kind() string {
+	if len(m.raw) == 0 {
+		return ""
+	}
+	return kind(m.raw)
+}
+
+// str decodes a member whose kind is "string".
+func (m *member) str() string {
+	var s string
+	if err := json.Unmarshal(m.raw, &s); err != nil {
+		return "" // unreachable: the line has been decoded
+	}
+	return s
+}
+
+// jsonRecord is a line's object; its tags are fieldNames, plus doses.
+type jsonRecord struct {
+	RefID     member `json:"reference_id"`
+	Name      member `json:"name"`
+	BirthYear member `json:"birth_year"`
+	Gender    member `json:"gender"`
+	Mobile    member `json:"mobile"`
+	IDType    member `json:"id_type"`
+	IDNumber  member `json:"id_number"`
+	Doses     member `json:"doses"`
+}
+
+// fields returns the scalar members in the order of fieldNames.
+func (j *jsonRecord) fields() [nFields]*member {
+	return [nFields]*member{fRef: &j.RefID, fName: &j.Name, fYear: &j.BirthYear, fGender: &j.Gender,
+		fMobile: &j.Mobile, fIDType: &j.IDType, fIDNumber: &j.IDNumber}
+}
+
+func (j *jsonRecord) reset() {
+	for _, m := range j.fields() {
+		m.reset()
+	}
+	j.Doses.reset()
+}
+
+// jsonDose is an element of "doses".
+type jsonDose struct {
+	Dose    member `json:"dose"`
+	Vaccine member `json:"vaccine"`
+	Date    member `json:"date"`
+	Center  member `json:"center"`
+}
+
+func (d *jsonDose) reset() {
+	d.Dose.reset()
+	d.Vaccine.reset()
+	d.Date.reset()
+	d.Center.reset()
+}
+
+func isRecordKey(k string) bool {
+	for _, name := range fieldNames {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return strings.EqualFold(k, "doses")
+}
+
+func isDoseKey(k string) bool {
+	for _, name := range [...]string{"dose", "vaccine", "date", "center"} {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *jsonParser) row(line []byte, n int) store.ImportRow {
 	r := &p.raw
 	r.reset()
-	switch {
-	case !utf8.Valid(line):
+	if !utf8.Valid(line) {
 		r.add("not valid UTF-8")
-	case !json.Valid(line):
-		r.add(syntaxProblem(line))
+		return store.ImportRow{Line: n, Problem: r.problemText()}
+	}
+	rec := &p.rec
+	rec.reset()
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(rec)
+	if prob, ok := syntaxProblem(err, len(line)); ok {
+		r.add(prob)
+		return store.ImportRow{Line: n, Problem: r.problemText()}
+	}
+	// One value per line: a second Decode must find the end of the line.
+	end := dec.InputOffset()
+	switch err := dec.Decode(&p.extra); {
+	case errors.Is(err, io.EOF):
+	case err == nil:
+		r.add("not valid JSON (at byte " + strconv.FormatInt(dec.InputOffset()-int64(len(p.extra))+1, 10) + ")")
+		return store.ImportRow{Line: n, Problem: r.problemText()}
 	default:
-		s := scanner{b: line}
-		s.ws()
-		switch s.b[s.i] {
-		case '{':
-			p.record(&s)
-			return p.v.check(r, n) // adds to what the walk found
-		case '[':
-			r.problem("a JSON array, not an object: write one object per line")
+		prob, _ := syntaxProblem(err, len(line))
+		r.add(prob)
+		return store.ImportRow{Line: n, Problem: r.problemText()}
+	}
+	switch kind(bytes.TrimLeft(line[:end], " \t\r")) {
+	case "object":
+	case "array":
+		r.add("a JSON array, not an object: write one object per line")
+		return store.ImportRow{Line: n, Problem: r.problemText()}
+	default:
+		r.add("not a JSON object")
+		return store.ImportRow{Line: n, Problem: r.problemText()}
+	}
+	if err != nil {
+		// The only error left is a member not in jsonRecord.
+		p.unknownMembers(line, "", isRecordKey)
+	}
+	for f, m := range rec.fields() {
+		if m.n > 1 {
+			r.problem("%s: appears more than once", fieldNames[f])
+			r.bad[f] = true
+			continue
+		}
+		switch k := m.kind(); {
+		case k == "" || k == "null":
+		case f == int(fYear) && k == "number":
+			// Still JSON text: the validator requires a whole number.
+			r.val[f], r.has[f] = string(m.raw), true
+		case f == int(fYear):
+			r.problem("birth_year: must be a number, found %s", k)
+			r.bad[f] = true
+		case k == "string":
+			r.val[f], r.has[f] = m.str(), true
 		default:
-			r.problem("not a JSON object")
+			r.problem("%s: must be a string, found %s", fieldNames[f], k)
+			r.bad[f] = true
 		}
 	}
-	return store.ImportRow{Line: n, Problem: r.problemText()}
+	if rec.Doses.n > 1 {
+		r.add("doses: appears more than once")
+	} else {
+		p.doses(&rec.Doses)
+	}
+	return p.v.check(r, n) // adds to what the parser found
 }
 
-func syntaxProblem(line []byte) string {
+// syntaxProblem describes a Decode error that means the line is not JSON.
+// It reports ok false for any other error.
+func syntaxProblem(err error, lineLen int) (problem string, ok bool) {
 	var se *json.SyntaxError
-	if err := json.Unmarshal(line, new(json.RawMessage)); errors.As(err, &se) {
-		return "not valid JSON (at byte " + strconv.FormatInt(se.Offset, 10) + ")"
+	switch {
+	case errors.As(err, &se):
+		return "not valid JSON (at byte " + strconv.FormatInt(se.Offset, 10) + ")", true
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "not valid JSON (at byte " + strconv.Itoa(lineLen) + ")", true
 	}
-	return "not valid JSON"
+	return "", false
 }
 
-const dosesBit = 1 << nFields
-
-func (p *jsonParser) record(s *scanner) {
+// unknownMembers reports the members of the JSON object obj that known
+// rejects. encoding/json names only the first one, and only in an error
+// text that quotes it, so the member names are read with its tokenizer.
+func (p *jsonParser) unknownMembers(obj []byte, prefix string, known func(string) bool) {
 	r := &p.raw
-	var seen uint32
-	s.members(func(k, v []byte) {
-		key := keyBytes(k)
-		f := fieldByName(key)
-		bit := uint32(1) << f
-		if f == nFields {
-			if string(key) != "doses" {
-				r.add(unknownField("", string(key)))
-				return
+	found := false
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err == nil { // '{'
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				break
 			}
-			bit = dosesBit
-		}
-		if seen&bit != 0 {
-			r.problem("%s: appears more than once", key)
-			return
-		}
-		seen |= bit
-		switch {
-		case f == nFields:
-			p.doses(v)
-		case f == fYear:
-			switch kind(v) {
-			case "number":
-				r.val[f], r.has[f] = string(v), true
-			case "null":
-			default:
-				r.problem("birth_year: must be a number, found %s", kind(v))
-				r.bad[f] = true
+			if key, _ := tok.(string); !known(key) {
+				r.add(unknownField(prefix, key))
+				found = true
 			}
-		default:
-			switch kind(v) {
-			case "string":
-				r.val[f], r.has[f] = decodeString(v), true
-			case "null":
-			default:
-				r.problem("%s: must be a string, found %s", fieldNames[f], kind(v))
-				r.bad[f] = true
+			if err := dec.Decode(&p.extra); err != nil { // the value
+				break
 			}
 		}
-	})
+	}
+	if !found {
+		r.add(prefix + "an unknown field") // unreachable: Decode found one
+	}
 }
 
-func (p *jsonParser) doses(v []byte) {
+func (p *jsonParser) doses(m *member) {
 	r := &p.raw
-	switch kind(v) {
-	case "null":
+	switch k := m.kind(); k {
+	case "", "null":
 		return
 	case "array":
 	default:
-		r.problem("doses: must be an array, found %s", kind(v))
+		r.problem("doses: must be an array, found %s", k)
 		return
 	}
-	item := 0
-	s := scanner{b: v}
-	s.elements(func(e []byte) {
-		item++
-		if item > maxDoses {
-			if item == maxDoses+1 {
-				r.problem("doses: more than %d", maxDoses)
-			}
+	p.items = p.items[:0]
+	if err := json.Unmarshal(m.raw, &p.items); err != nil {
+		r.add("doses: not valid JSON") // unreachable: the line has been decoded
+		return
+	}
+	for i, item := range p.items {
+		if i == maxDoses {
+			r.problem("doses: more than %d", maxDoses)
 			return
 		}
-		d := rawDose{item: item}
-		if kind(e) != "object" {
-			r.problem("doses item %d: must be an object, found %s", item, kind(e))
-			return
+		p.dose1(i+1, item)
+	}
+}
+
+// dose1 reads item, the element at 1-based position i of "doses".
+func (p *jsonParser) dose1(i int, item []byte) {
+	r := &p.raw
+	if k := kind(item); k != "object" {
+		r.problem("doses item %d: must be an object, found %s", i, k)
+		return
+	}
+	d := rawDose{item: i}
+	jd := &p.dose
+	jd.reset()
+	dec := json.NewDecoder(bytes.NewReader(item))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(jd); err != nil {
+		// The only possible error: a member not in jsonDose.
+		p.unknownMembers(item, "doses item "+strconv.Itoa(i)+": ", isDoseKey)
+		d.bad = true
+	}
+	for _, f := range [...]struct {
+		name string
+		m    *member
+		dst  *string // nil for "dose"
+	}{{"dose", &jd.Dose, nil}, {"vaccine", &jd.Vaccine, &d.vaccine}, {"date", &jd.Date, &d.date}, {"center", &jd.Center, &d.center}} {
+		if f.m.n > 1 {
+			r.problem("doses item %d: %s appears more than once", i, f.name)
+			d.bad = true
+			continue
 		}
-		var seen uint8
-		es := scanner{b: e}
-		es.members(func(k, v []byte) {
-			key := keyBytes(k)
-			var bit uint8
-			var dst *string
-			switch string(key) {
-			case "dose":
-				bit = 1
-			case "vaccine":
-				bit, dst = 2, &d.vaccine
-			case "date":
-				bit, dst = 4, &d.date
-			case "center":
-				bit, dst = 8, &d.center
-			default:
-				r.add(unknownField("doses item "+strconv.Itoa(item)+": ", string(key)))
+		switch k := f.m.kind(); {
+		case k == "" || k == "null":
+		case f.dst == nil && k == "number":
+			num, err := strconv.Atoi(string(f.m.raw))
+			if err != nil || num < 1 || num > maxDoses {
+				r.problem("doses item %d: dose number must be 1 to %d", i, maxDoses)
 				d.bad = true
-				return
+				continue
 			}
-			if seen&bit != 0 {
-				r.problem("doses item %d: %s appears more than once", item, key)
-				d.bad = true
-				return
-			}
-			seen |= bit
-			if dst == nil { // "dose"
-				switch kind(v) {
-				case "number":
-					n, err := strconv.Atoi(string(v))
-					if err != nil || n < 1 || n > maxDoses {
-						r.problem("doses item %d: dose number must be 1 to %d", item, maxDoses)
-						d.bad = true
-						return
-					}
-					d.number, d.numberSet = n, true
-				case "null":
-				default:
-					r.problem("doses item %d: dose must be a number, found %s", item, kind(v))
-					d.bad = true
-				}
-				return
-			}
-			switch kind(v) {
-			case "string":
-				*dst = decodeString(v)
-			case "null":
-			default:
-				r.problem("doses item %d: %s must be a string, found %s", item, key, kind(v))
-				d.bad = true
-			}
-		})
-		r.doses = append(r.doses, d)
-	})
+			d.number, d.numberSet = num, true
+		case f.dst == nil:
+			r.problem("doses item %d: dose must be a number, found %s", i, k)
+			d.bad = true
+		case k == "string":
+			*f.dst = f.m.str()
+		default:
+			r.problem("doses item %d: %s must be a string, found %s", i, f.name, k)
+			d.bad = true
+		}
+	}
+	r.doses = append(r.doses, d)
 }
 
 func fieldByName(key []byte) field {
@@ -195,8 +323,11 @@ func unknownField(prefix, key string) string {
 	return prefix + "an unknown field"
 }
 
-// kind names the JSON type of a valid value by its first byte.
+// kind names the JSON type of a valid JSON value by its first byte.
 func kind(v []byte) string {
+	if len(v) == 0 {
+		return "nothing"
+	}
 	switch v[0] {
 	case '"':
 		return "string"
@@ -210,144 +341,4 @@ func kind(v []byte) string {
 		return "null"
 	}
 	return "number"
-}
-
-// keyBytes returns the member name of a valid JSON string token, without
-// allocating unless it holds escapes.
-func keyBytes(tok []byte) []byte {
-	body := tok[1 : len(tok)-1]
-	if bytes.IndexByte(body, '\\') < 0 {
-		return body
-	}
-	return []byte(decodeString(tok))
-}
-
-// decodeString decodes a valid JSON string token.
-func decodeString(tok []byte) string {
-	body := tok[1 : len(tok)-1]
-	if bytes.IndexByte(body, '\\') < 0 {
-		return string(body)
-	}
-	var s string
-	if err := json.Unmarshal(tok, &s); err != nil {
-		return "" // unreachable: the line passed json.Valid
-	}
-	return s
-}
-
-// scanner walks JSON text that json.Valid has accepted, so it needs no
-// error handling of its own.
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// value returns the value that starts at s.i and moves past it.
-func (s *scanner) value() []byte {
-	start := s.i
-	switch s.b[s.i] {
-	case '"':
-		s.skipString()
-	case '{', '[':
-		depth := 0
-	walk:
-		for {
-			c := s.b[s.i]
-			if c == '"' {
-				s.skipString()
-				continue
-			}
-			s.i++
-			switch c {
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-			}
-			if depth == 0 {
-				break walk
-			}
-		}
-	default: // number, true, false, null
-		for s.i < len(s.b) {
-			switch s.b[s.i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return s.b[start:s.i]
-			}
-			s.i++
-		}
-	}
-	return s.b[start:s.i]
-}
-
-func (s *scanner) skipString() {
-	s.i++ // opening quote
-	for {
-		switch s.b[s.i] {
-		case '\\':
-			s.i += 2
-		case '"':
-			s.i++
-			return
-		default:
-			s.i++
-		}
-	}
-}
-
-// members calls fn with each key (a string token) and value of the object
-// at s.i, and moves past it.
-func (s *scanner) members(fn func(key, val []byte)) {
-	s.i++ // '{'
-	s.ws()
-	if s.b[s.i] == '}' {
-		s.i++
-		return
-	}
-	for {
-		s.ws()
-		k := s.value()
-		s.ws()
-		s.i++ // ':'
-		s.ws()
-		v := s.value()
-		fn(k, v)
-		s.ws()
-		c := s.b[s.i]
-		s.i++
-		if c == '}' {
-			return
-		}
-	}
-}
-
-// elements calls fn with each element of the array at s.i, and moves past it.
-func (s *scanner) elements(fn func(val []byte)) {
-	s.i++ // '['
-	s.ws()
-	if s.b[s.i] == ']' {
-		s.i++
-		return
-	}
-	for {
-		s.ws()
-		fn(s.value())
-		s.ws()
-		c := s.b[s.i]
-		s.i++
-		if c == ']' {
-			return
-		}
-	}
 }
