@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -117,9 +118,19 @@ var (
 func (s *Store) Summaries(ctx context.Context, ref GrantRef) ([]Summary, error) {
 	var out []Summary
 	err := s.release(ctx, ref, nil, func(g Grant, recs []Record) AuditEntry {
-		out = out[:0]
+		type entry struct {
+			ref string
+			sum Summary
+		}
+		es := make([]entry, len(recs))
 		for i, r := range recs {
-			out = append(out, Summary{Handle: g.Records[i], Name: r.Name, RefLast4: last4(r.RefID)})
+			es[i] = entry{r.RefID, Summary{Handle: g.Records[i], Name: r.Name, RefLast4: last4(r.RefID)}}
+		}
+		// Reference-id order: registration order, stable across lookups.
+		slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.ref, b.ref) })
+		out = out[:0]
+		for _, e := range es {
+			out = append(out, e.sum)
 		}
 		return AuditEntry{Fields: summaryFields}
 	})

@@ -174,7 +174,7 @@ func render(w io.Writer, r bot.Reply, buttons *[]bot.Button) {
 		b.WriteString("     (on Telegram a \"share my phone number\" button appears here)\n")
 	}
 	if r.Sensitive && r.DeleteAfter > 0 {
-		fmt.Fprintf(&b, "     (protected from forwarding; on Telegram deleted after %s)\n", r.DeleteAfter.Round(time.Second))
+		fmt.Fprintf(&b, "     (protected from forwarding; on Telegram deleted after %d min)\n", int(r.DeleteAfter.Round(time.Minute)/time.Minute))
 	}
 	_, _ = io.WriteString(w, b.String())
 }

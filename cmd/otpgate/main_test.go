@@ -13,6 +13,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/otpgate/otpgate/internal/keys"
+	"github.com/otpgate/otpgate/store"
 )
 
 // syncBuffer collects output written from several goroutines.
@@ -227,5 +232,48 @@ func TestUsage(t *testing.T) {
 	}
 	if rc := run(context.Background(), []string{"frobnicate"}, e); rc != 2 || !strings.Contains(errb.String(), "unknown command") {
 		t.Fatalf("unknown: %d %s", rc, errb)
+	}
+}
+
+func TestAuditVerifyNamesTheAlteredEntry(t *testing.T) {
+	dir := t.TempDir()
+	master := bytes.Repeat([]byte{5}, 32)
+	key := "OTPGATE_MASTER_KEY=" + hex.EncodeToString(master)
+	data := "OTPGATE_DATA_DIR=" + filepath.Join(dir, "data")
+	file := filepath.Join(dir, "in.jsonl")
+	os.WriteFile(file, []byte(`{"reference_id":"12345678901234","name":"Asha Verma","birth_year":1987,"gender":"F","mobile":"+919876543210","id_type":"aadhaar","id_number":"234123412341"}`+"\n"), 0o600)
+	for i := 0; i < 3; i++ { // three imports: three audit entries
+		e, _, errb := testEnv(key, data)
+		if rc := run(context.Background(), []string{"import", file}, e); rc != 0 {
+			t.Fatalf("import: %s", errb)
+		}
+	}
+	e, out, _ := testEnv(key, data)
+	if rc := run(context.Background(), []string{"audit", "export"}, e); rc != 0 || strings.Count(out.String(), "\n") != 3 {
+		t.Fatalf("export: %d\n%s", rc, out)
+	}
+
+	// Someone with the key edits entry 2 directly in Badger.
+	ks, _ := keys.Derive(master)
+	db, err := badger.Open(store.BadgerOptions(store.Options{Dir: filepath.Join(dir, "data"), EncryptionKey: ks.Storage}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := []byte{'a', 0, 0, 0, 0, 0, 0, 0, 2}
+	err = db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(k)
+		if err != nil {
+			return err
+		}
+		v, _ := item.ValueCopy(nil)
+		return txn.Set(k, bytes.Replace(v, []byte("records_imported"), []byte("records_deleted!"), 1))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _, errb := testEnv(key, data)
+	if rc := run(context.Background(), []string{"audit", "verify"}, e); rc != 1 || !strings.Contains(errb.String(), "BROKEN at entry 2") {
+		t.Fatalf("verify after tampering: exit %d, %s", rc, errb)
 	}
 }
