@@ -60,7 +60,16 @@ func (p *phone) count() int {
 	return n
 }
 
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
 type fixture struct {
+	clk  *clock
 	st   *store.Store
 	svc  *otp.Service
 	ph   *phone
@@ -70,7 +79,8 @@ type fixture struct {
 func newFixture(t *testing.T, mutate func(*otp.Policy)) *fixture {
 	t.Helper()
 	ks, _ := keys.Derive(bytes.Repeat([]byte{3}, 32))
-	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit})
+	clk := &clock{t: time.Now()}
+	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +109,9 @@ func newFixture(t *testing.T, mutate func(*otp.Policy)) *fixture {
 	if mutate != nil {
 		mutate(&pol)
 	}
-	f := &fixture{st: st, ph: &phone{}, logs: &bytes.Buffer{}}
+	f := &fixture{clk: clk, st: st, ph: &phone{}, logs: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(&lockedBuffer{b: f.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.svc, err = otp.New(otp.Options{Store: st, Sender: f.ph, CodeKey: ks.Code, Policy: pol, Logger: log})
+	f.svc, err = otp.New(otp.Options{Store: st, Sender: f.ph, CodeKey: ks.Code, Policy: pol, Logger: log, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +201,7 @@ func TestConcurrentCorrectSubmissionsGiveOneGrant(t *testing.T) {
 }
 
 func TestRejectionsLookAlike(t *testing.T) {
-	f := newFixture(t, func(p *otp.Policy) { p.ResendCooldown = 0 })
+	f := newFixture(t, func(p *otp.Policy) { p.ResendCooldown = 0; p.RequestsPerRequesterHr = 100 })
 	ctx := context.Background()
 	var outcomes []store.VerifyOutcome
 	check := func(requester string, code pii.Code) {
@@ -222,7 +232,22 @@ func TestRejectionsLookAlike(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("tg:1", right) // used
-	want := []store.VerifyOutcome{store.VerifyNoChallenge, store.VerifyWrong, store.VerifyWrong, store.VerifyWrong, store.VerifyCodeDead, store.VerifyUsed}
+
+	f.request(t, "tg:1", "9000000101")
+	right = pii.Code(f.ph.last(mob("9000000101")))
+	f.clk.Add(3*time.Minute + time.Second)
+	check("tg:1", right) // expired
+
+	// Ten wrong codes from one chat user lock that user, even with a right code.
+	for i := 0; i < 6; i++ {
+		f.request(t, "tg:1", "9000000102")
+		f.svc.Verify(ctx, "tg:1", store.AudienceBeneficiary, wrong)
+		f.svc.Verify(ctx, "tg:1", store.AudienceBeneficiary, wrong)
+	}
+	f.clk.Add(2 * time.Minute)
+	check("tg:1", pii.Code(f.ph.last(mob("9000000102"))))
+	want := []store.VerifyOutcome{store.VerifyNoChallenge, store.VerifyWrong, store.VerifyWrong, store.VerifyWrong, store.VerifyCodeDead, store.VerifyUsed,
+		store.VerifyExpired, store.VerifyRequesterLocked}
 	if len(outcomes) != len(want) {
 		t.Fatalf("outcomes = %v", outcomes)
 	}
