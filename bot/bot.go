@@ -13,10 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ulule/limiter/v3"
+	"github.com/ulule/limiter/v3/drivers/store/memory"
 
 	"github.com/otpgate/otpgate/internal/pii"
 	"github.com/otpgate/otpgate/otp"
@@ -46,6 +50,8 @@ type Update struct {
 	Forwarded bool
 	// Unsupported is set for messages the bot cannot read.
 	Unsupported bool
+	// AddedToGroup is set when the bot was added to the group ChatID.
+	AddedToGroup bool
 }
 
 // Contact is a shared phone contact.
@@ -80,6 +86,8 @@ type Reply struct {
 	// DeleteMessage, when non-zero, is an inbound message to delete (a code
 	// the user typed).
 	DeleteMessage int
+	// LeaveChat asks the channel to leave ChatID after sending Text.
+	LeaveChat bool
 }
 
 // Button is an inline-keyboard button.
@@ -123,6 +131,10 @@ type Options struct {
 	ReleaseTTL time.Duration
 	// IdleTTL forgets a conversation after this long without messages.
 	IdleTTL time.Duration
+	// FloodPerMinute caps the messages one user may send per minute; past
+	// it the user is told once to slow down and then ignored until the
+	// minute is over. Default 20.
+	FloodPerMinute int
 }
 
 func (o *Options) validate() error {
@@ -148,14 +160,18 @@ func (o *Options) validate() error {
 	if o.IdleTTL <= 0 {
 		o.IdleTTL = time.Hour
 	}
+	if o.FloodPerMinute <= 0 {
+		o.FloodPerMinute = 20
+	}
 	return errors.Join(errs...)
 }
 
 // Engine is safe for concurrent use; updates of one user are handled one at
 // a time, in the order Handle is called.
 type Engine struct {
-	o   Options
-	log *slog.Logger
+	o     Options
+	log   *slog.Logger
+	flood *limiter.Limiter
 
 	mu       sync.Mutex
 	sessions map[int64]*session
@@ -170,6 +186,7 @@ type session struct {
 	state    state
 	grant    store.GrantRef
 	lastSeen time.Time
+	warned   int64 // the flood window (its reset time) the user was last warned in
 }
 
 type state int
@@ -189,7 +206,8 @@ func New(o Options) (*Engine, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
-	return &Engine{o: o, log: o.Logger.With("component", "bot"), sessions: map[int64]*session{}}, nil
+	flood := limiter.New(memory.NewStore(), limiter.Rate{Period: time.Minute, Limit: int64(o.FloodPerMinute)})
+	return &Engine{o: o, log: o.Logger.With("component", "bot"), flood: flood, sessions: map[int64]*session{}}, nil
 }
 
 // Handle processes one update and returns what to send. It never panics out:
@@ -206,8 +224,34 @@ func (e *Engine) Handle(ctx context.Context, u Update) (out []Reply) {
 		}
 	}()
 	c := &conv{e: e, s: s, u: u, lang: lang, ctx: ctx}
+	if c.flooding() {
+		return c.out
+	}
 	c.handle()
 	return c.out
+}
+
+// flooding applies the per-user message cap. Button presses are still
+// answered (Telegram requires it), silently.
+func (c *conv) flooding() bool {
+	if c.u.UserID == 0 {
+		return false
+	}
+	lc, err := c.e.flood.Get(c.ctx, strconv.FormatInt(c.u.UserID, 10))
+	if err != nil || !lc.Reached {
+		return false
+	}
+	if c.s.warned != lc.Reset {
+		c.s.warned = lc.Reset
+		c.say(msgSlowDown)
+	}
+	if cb := c.u.Callback; cb != nil {
+		if len(c.out) == 0 {
+			c.out = append(c.out, Reply{ChatID: c.u.ChatID})
+		}
+		c.out[0].AnswerCallback = cb.ID
+	}
+	return true
 }
 
 func callbackID(u Update) string {
@@ -276,8 +320,10 @@ func (c *conv) handle() {
 		return
 	}
 	if u.ChatKind != ChatPrivate {
-		if u.ChatKind == ChatGroup && strings.HasPrefix(u.Text, "/") {
-			c.say(msgPrivateOnly)
+		// Groups come with staff support; until then the bot explains and
+		// leaves, and a channel gets nothing.
+		if u.ChatKind == ChatGroup && (u.AddedToGroup || strings.HasPrefix(u.Text, "/")) {
+			c.say(msgPrivateOnly).LeaveChat = true
 		}
 		return
 	}
@@ -500,3 +546,30 @@ func (c *conv) setLanguage(code string) {
 }
 
 func minutes(d time.Duration) int { return int((d + 30*time.Second) / time.Minute) }
+
+// Command is an entry of the chat's command menu.
+type Command struct {
+	Name        string // without the slash
+	Description string
+}
+
+// Commands returns the command menu in lang, for the channel to register.
+func Commands(lang string) []Command {
+	return []Command{
+		{"lookup", text(lang, msgMenuLookup)},
+		{"logout", text(lang, msgMenuLogout)},
+		{"cancel", text(lang, msgMenuCancel)},
+		{"language", text(lang, msgMenuLanguage)},
+		{"privacy", text(lang, msgMenuPrivacy)},
+		{"help", text(lang, msgMenuHelp)},
+	}
+}
+
+// Languages returns the language codes the bot speaks.
+func Languages() []string {
+	out := make([]string, len(languages))
+	for i, l := range languages {
+		out[i] = l.Code
+	}
+	return out
+}

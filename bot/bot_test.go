@@ -74,7 +74,9 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessFlood(t, 100000) }
+
+func newHarnessFlood(t *testing.T, flood int) *harness {
 	t.Helper()
 	ks, _ := keys.Derive(bytes.Repeat([]byte{9}, 32))
 	logs := &syncBuf{}
@@ -110,7 +112,8 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(context.Background()) })
-	eng, err := bot.New(bot.Options{Gate: svc, Records: st, Channel: "test", Logger: log, CodeLength: 6, CodeTTL: 3 * time.Minute, ReleaseTTL: 10 * time.Minute})
+	eng, err := bot.New(bot.Options{Gate: svc, Records: st, Channel: "test", Logger: log, CodeLength: 6, CodeTTL: 3 * time.Minute,
+		ReleaseTTL: 10 * time.Minute, FloodPerMinute: flood})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,5 +371,51 @@ func TestLogsOfAWholeFlowCarryNoPII(t *testing.T) {
 	}
 	if strings.Contains(logs, code) {
 		t.Errorf("logs contain the code")
+	}
+}
+
+func TestFloodControl(t *testing.T) {
+	h := newHarnessFlood(t, 5)
+	ctx := context.Background()
+	var replies []string
+	for i := 0; i < 9; i++ {
+		replies = append(replies, joined(h.eng.Handle(ctx, bot.Update{ChatID: 1, UserID: 1, Text: "/help"})))
+	}
+	for i, r := range replies {
+		switch {
+		case i < 5 && !strings.Contains(r, "Commands:"):
+			t.Fatalf("message %d within the cap: %q", i, r)
+		case i == 5 && !strings.Contains(r, "too fast"):
+			t.Fatalf("first message past the cap should be told to slow down: %q", r)
+		case i > 5 && r != "":
+			t.Fatalf("message %d past the cap should get silence: %q", i, r)
+		}
+	}
+	// A button press past the cap is still answered, silently.
+	r := h.eng.Handle(ctx, bot.Update{ChatID: 1, UserID: 1, Callback: &bot.Callback{ID: "cb", Data: "lang:hi"}})
+	if len(r) != 1 || r[0].AnswerCallback != "cb" || r[0].Text != "" {
+		t.Fatalf("callback past the cap: %+v", r)
+	}
+	// Another user is not affected.
+	if r := joined(h.eng.Handle(ctx, bot.Update{ChatID: 2, UserID: 2, Text: "/help"})); !strings.Contains(r, "Commands:") {
+		t.Fatalf("other user: %q", r)
+	}
+}
+
+func TestGroupsGetExplanationAndLeave(t *testing.T) {
+	h := newHarness(t)
+	r := h.eng.Handle(context.Background(), bot.Update{ChatID: -100, UserID: 5, ChatKind: bot.ChatGroup, AddedToGroup: true})
+	if len(r) != 1 || !r[0].LeaveChat || !strings.Contains(r[0].Text, "private") {
+		t.Fatalf("added to a group: %+v", r)
+	}
+	r = h.eng.Handle(context.Background(), bot.Update{ChatID: -100, UserID: 5, ChatKind: bot.ChatGroup, Text: "/lookup 9000000201"})
+	if len(r) != 1 || !r[0].LeaveChat || strings.Contains(joined(r), "code") {
+		t.Fatalf("lookup in a group: %+v", r)
+	}
+	if r := h.eng.Handle(context.Background(), bot.Update{ChatID: -100, UserID: 5, ChatKind: bot.ChatGroup, Text: "hello"}); len(r) != 0 {
+		t.Fatalf("chatter in a group should get silence: %+v", r)
+	}
+	if len(h.ph.msgs) != 0 {
+		t.Fatal("a group message sent an SMS")
 	}
 }

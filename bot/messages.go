@@ -52,6 +52,12 @@ const (
 	msgGenderF
 	msgGenderO
 	msgSlowDown
+	msgMenuLookup
+	msgMenuLogout
+	msgMenuCancel
+	msgMenuLanguage
+	msgMenuPrivacy
+	msgMenuHelp
 	msgCount // keep last
 )
 
@@ -117,7 +123,13 @@ var english = [msgCount]string{
 	msgGenderM:         "Male",
 	msgGenderF:         "Female",
 	msgGenderO:         "Other",
-	msgSlowDown:        "You're sending messages too fast. Please wait a moment.",
+	msgSlowDown:        "You're sending messages too fast. Please wait a minute; I'll ignore messages until then.",
+	msgMenuLookup:      "See your vaccination record (code by SMS)",
+	msgMenuLogout:      "End your session now",
+	msgMenuCancel:      "Stop a lookup you started",
+	msgMenuLanguage:    "English or हिन्दी",
+	msgMenuPrivacy:     "What is kept and for how long",
+	msgMenuHelp:        "What this bot can do",
 }
 
 // idTypeNames are shown for the ID line.

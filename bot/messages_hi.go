@@ -53,5 +53,11 @@ var hindi = [msgCount]string{
 	msgGenderM:         "पुरुष",
 	msgGenderF:         "महिला",
 	msgGenderO:         "अन्य",
-	msgSlowDown:        "आप बहुत जल्दी-जल्दी मैसेज भेज रहे हैं। कृपया थोड़ा रुकें।",
+	msgSlowDown:        "आप बहुत जल्दी-जल्दी मैसेज भेज रहे हैं। कृपया एक मिनट रुकें; तब तक आपके मैसेज अनदेखे रहेंगे।",
+	msgMenuLookup:      "अपना टीकाकरण रिकॉर्ड देखें (SMS से कोड)",
+	msgMenuLogout:      "अपना सेशन अभी खत्म करें",
+	msgMenuCancel:      "शुरू किया गया लुकअप रोकें",
+	msgMenuLanguage:    "English या हिन्दी",
+	msgMenuPrivacy:     "क्या रखा जाता है और कितने समय तक",
+	msgMenuHelp:        "यह बॉट क्या कर सकता है",
 }

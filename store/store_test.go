@@ -486,3 +486,27 @@ func TestAuditHasNoPII(t *testing.T) {
 		}
 	}
 }
+
+func TestDeletionScheduleSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	clk := &clock{t: time.Now()}
+	s := openStore(t, dir, clk)
+	ctx := context.Background()
+	now := time.UnixMilli(time.Now().UnixMilli())
+	for i, d := range []time.Duration{time.Minute, -time.Second, -time.Minute} {
+		if err := s.ScheduleDeletion(ctx, store.Deletion{Due: now.Add(d), ChatID: int64(-100 - i), MessageID: 10 + i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = openStore(t, dir, clk)
+	defer s.Close()
+	due, err := s.DueDeletions(ctx, now, 10)
+	if err != nil || len(due) != 2 || due[0].MessageID != 12 || due[1].ChatID != -101 {
+		t.Fatalf("due = %+v, %v", due, err)
+	}
+	s.DeletionDone(ctx, due[0])
+	if due, _ := s.DueDeletions(ctx, now.Add(2*time.Minute), 10); len(due) != 2 || due[0].MessageID != 11 {
+		t.Fatalf("after done: %+v", due)
+	}
+}
