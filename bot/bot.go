@@ -72,8 +72,9 @@ type Reply struct {
 	Text   string
 	// Buttons is an inline keyboard, rows of buttons.
 	Buttons [][]Button
-	// RequestContact shows a one-time keyboard with a "share my number" button.
-	RequestContact bool
+	// ContactButton, when set, shows a one-time keyboard with a button so
+	// labelled that shares the user's own phone number.
+	ContactButton string
 	// RemoveKeyboard hides a reply keyboard shown earlier.
 	RemoveKeyboard bool
 	// Sensitive marks a message that carries record fields: send it protected
@@ -356,7 +357,7 @@ func (c *conv) command() {
 	case "/lookup":
 		if arg == "" {
 			c.s.state = stateAwaitMobile
-			c.say(msgAskMobile).RequestContact = true
+			c.say(msgAskMobile).ContactButton = text(c.lang, msgShareButton)
 			return
 		}
 		c.lookupMobile(arg)

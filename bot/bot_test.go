@@ -151,7 +151,7 @@ func TestBeneficiaryFlow(t *testing.T) {
 		t.Fatalf("/start: %q", r)
 	}
 	r := h.send(t, 1, "/lookup")
-	if len(r) != 1 || !r[0].RequestContact {
+	if len(r) != 1 || r[0].ContactButton == "" {
 		t.Fatalf("/lookup without a number should offer the contact button: %+v", r)
 	}
 	h.send(t, 1, "९०००० ००२०१") // Devanagari digits

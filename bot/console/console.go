@@ -170,8 +170,8 @@ func render(w io.Writer, r bot.Reply, buttons *[]bot.Button) {
 	if len(r.Buttons) > 0 {
 		b.WriteString("     (type the number to choose)\n")
 	}
-	if r.RequestContact {
-		b.WriteString("     (on Telegram a \"share my phone number\" button appears here)\n")
+	if r.ContactButton != "" {
+		fmt.Fprintf(&b, "     (on Telegram a button \"%s\" appears here)\n", r.ContactButton)
 	}
 	if r.Sensitive && r.DeleteAfter > 0 {
 		fmt.Fprintf(&b, "     (protected from forwarding; on Telegram deleted after %d min)\n", int(r.DeleteAfter.Round(time.Minute)/time.Minute))

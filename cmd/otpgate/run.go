@@ -27,6 +27,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"serve", "run the Telegram bot (long polling or webhook)", runServe},
 		{"demo", "run everything locally: sample data, a terminal chat, SMS shown on screen", runDemo},
 		{"import", "load records from a JSON Lines or CSV file", runImport},
 		{"audit", "verify the audit chain, or export it as JSON Lines", runAudit},

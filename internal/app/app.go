@@ -125,6 +125,29 @@ func (c *Core) Engine(channel string) (*bot.Engine, error) {
 	})
 }
 
+// CollectGarbage runs Badger's value-log GC every ten minutes until ctx
+// ends or the returned stop is called (which waits for it).
+func (c *Core) CollectGarbage(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(10 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := c.Store.CollectGarbage(); err != nil {
+					c.log.Warn("value-log GC", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // Close lets queued code requests finish until ctx ends, then closes the
 // store. Both happen even when the first fails.
 func (c *Core) Close(ctx context.Context) error {

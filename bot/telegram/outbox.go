@@ -1,0 +1,336 @@
+package telegram
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+)
+
+// caller makes one Bot API call. *tgbotapi.BotAPI implements it.
+type caller interface {
+	MakeRequest(endpoint string, params tgbotapi.Params) (*tgbotapi.APIResponse, error)
+}
+
+// Telegram's documented limits (Bot FAQ), with a margin so that network
+// jitter between our clock and theirs does not push a send over.
+const (
+	globalInterval  = time.Second/30 + 3*time.Millisecond // ≤ 30 messages/s overall
+	privateInterval = time.Second + 50*time.Millisecond   // ≤ 1 message/s per chat
+	groupWindow     = time.Minute + 500*time.Millisecond  // ≤ 20 messages/min per group
+	groupPerWindow  = 20
+	maxBackoff      = 30 * time.Second
+)
+
+// call is one queued Bot API request.
+type call struct {
+	chatID int64
+	method string
+	params tgbotapi.Params
+	// done, if set, gets the outcome once: the response, or the error that
+	// made the call impossible (never a transient one).
+	done func(*tgbotapi.APIResponse, error)
+	seq  uint64
+}
+
+// message reports whether c counts against Telegram's message limits.
+func (c *call) message() bool { return c.method == "sendMessage" }
+
+type chatQueue struct {
+	calls    []*call
+	inFlight bool
+	next     time.Time   // earliest time the head may go
+	recent   []time.Time // group chats: sends in the last window
+	failures int         // consecutive transient failures of the head
+	group    bool
+}
+
+// outbox is the one send queue: per-chat FIFO, paced within Telegram's
+// limits, retrying transient failures (429 after retry_after, 5xx and
+// network errors with back-off) without ever dropping or reordering a
+// message. Calls that Telegram refuses for good (400, 403) are logged and
+// dropped, since no retry can make them succeed.
+type outbox struct {
+	api     caller
+	log     *slog.Logger
+	now     func() time.Time
+	workers int
+
+	mu        sync.Mutex
+	chats     map[int64]*chatQueue
+	pending   int
+	seq       uint64
+	nextSend  time.Time // global pacing
+	closed    bool
+	wake      chan struct{}
+	idle      chan struct{} // closed and replaced whenever pending drops to 0
+	tooMany   int           // 429s received, for tests and metrics
+	permanent int           // calls dropped as impossible
+
+	work chan *call
+	wg   sync.WaitGroup
+}
+
+func newOutbox(api caller, log *slog.Logger, workers int) *outbox {
+	return &outbox{
+		api: api, log: log, now: time.Now, workers: workers,
+		chats: map[int64]*chatQueue{}, wake: make(chan struct{}, 1), idle: make(chan struct{}),
+		work: make(chan *call),
+	}
+}
+
+// enqueue adds c behind everything already queued for its chat. It never
+// blocks and never fails; after close it logs and drops.
+func (o *outbox) enqueue(c *call, group bool) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		o.log.Error("send after shutdown dropped", "method", c.method)
+		return
+	}
+	o.seq++
+	c.seq = o.seq
+	q := o.chats[c.chatID]
+	if q == nil {
+		q = &chatQueue{group: group}
+		o.chats[c.chatID] = q
+	}
+	q.calls = append(q.calls, c)
+	o.pending++
+	o.mu.Unlock()
+	o.poke()
+}
+
+func (o *outbox) poke() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// depth is the number of calls queued or in flight.
+func (o *outbox) depth() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.pending
+}
+
+// run schedules calls until ctx ends. Workers execute them; run owns them.
+func (o *outbox) run(ctx context.Context) {
+	for range o.workers {
+		o.wg.Add(1)
+		go o.worker(ctx)
+	}
+	defer o.wg.Wait()
+	defer close(o.work)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		c, wait := o.pick()
+		if c != nil {
+			select {
+			case o.work <- c:
+				continue
+			case <-ctx.Done():
+				o.unpick(c)
+				return
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// pick returns the call to send now, or how long to wait before one may go.
+// Among chats whose head may go, the oldest call goes first.
+func (o *outbox) pick() (*call, time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.now()
+	var (
+		best     *chatQueue
+		bestCall *call
+		wait     = time.Hour
+	)
+	for _, q := range o.chats {
+		if q.inFlight || len(q.calls) == 0 {
+			continue
+		}
+		c := q.calls[0]
+		at := q.next
+		if c.message() {
+			at = later(at, o.nextSend)
+			if q.group && len(q.recent) >= groupPerWindow {
+				at = later(at, q.recent[len(q.recent)-groupPerWindow].Add(groupWindow))
+			}
+		} else if q.failures == 0 {
+			at = now // answers and deletions are not paced
+		}
+		if d := at.Sub(now); d > 0 {
+			wait = min(wait, d)
+			continue
+		}
+		if bestCall == nil || c.seq < bestCall.seq {
+			best, bestCall = q, c
+		}
+	}
+	if bestCall == nil {
+		return nil, wait
+	}
+	best.inFlight = true
+	if bestCall.message() {
+		o.nextSend = later(now, o.nextSend).Add(globalInterval)
+		if best.group {
+			best.recent = append(best.recent, now)
+			if len(best.recent) > groupPerWindow {
+				best.recent = best.recent[1:]
+			}
+		} else {
+			best.next = now.Add(privateInterval)
+		}
+	}
+	return bestCall, 0
+}
+
+func (o *outbox) unpick(c *call) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if q := o.chats[c.chatID]; q != nil {
+		q.inFlight = false
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (o *outbox) worker(ctx context.Context) {
+	defer o.wg.Done()
+	for c := range o.work {
+		resp, err := o.api.MakeRequest(c.method, c.params)
+		o.finish(c, resp, err)
+	}
+}
+
+// finish records the outcome of c: success and permanent failure pop it;
+// a transient failure keeps it at the head of its chat, paused.
+func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
+	retryIn, permanent := classify(err)
+	o.mu.Lock()
+	q := o.chats[c.chatID]
+	q.inFlight = false
+	if err != nil && !permanent {
+		q.failures++
+		var tg *tgbotapi.Error
+		if errors.As(err, &tg) && tg.Code == http.StatusTooManyRequests {
+			o.tooMany++
+		}
+		if retryIn == 0 {
+			retryIn = backoff(q.failures)
+		}
+		q.next = o.now().Add(retryIn)
+		o.mu.Unlock()
+		o.log.Warn("telegram call failed; will retry", "method", c.method, "retry_in", retryIn, "attempt", q.failures, "err", redactErr(err))
+		o.poke()
+		return
+	}
+	q.failures = 0
+	q.calls = q.calls[1:]
+	if len(q.calls) == 0 && !q.group && q.next.Before(o.now()) {
+		delete(o.chats, c.chatID) // keep the map small; pacing state has lapsed
+	} else if len(q.calls) == 0 && q.group && len(q.recent) > 0 && o.now().Sub(q.recent[len(q.recent)-1]) > groupWindow {
+		delete(o.chats, c.chatID)
+	}
+	if permanent {
+		o.permanent++
+	}
+	o.pending--
+	if o.pending == 0 {
+		close(o.idle)
+		o.idle = make(chan struct{})
+	}
+	o.mu.Unlock()
+	if permanent {
+		o.log.Error("telegram refused a call; dropped", "method", c.method, "err", redactErr(err))
+	}
+	if c.done != nil {
+		c.done(resp, err)
+	}
+	o.poke()
+}
+
+// classify says how to treat a call's error: retry after a given time (429),
+// retry with back-off (0, false), or give up (permanent).
+func classify(err error) (retryIn time.Duration, permanent bool) {
+	if err == nil {
+		return 0, false
+	}
+	var tg *tgbotapi.Error
+	if errors.As(err, &tg) {
+		switch {
+		case tg.Code == http.StatusTooManyRequests:
+			return time.Duration(max(tg.RetryAfter, 1)) * time.Second, false
+		case tg.Code >= 500:
+			return 0, false
+		case tg.Code >= 400:
+			return 0, true
+		}
+	}
+	return 0, false // network errors, unreadable replies (a proxy's 502 page)
+}
+
+func backoff(failures int) time.Duration {
+	d := 500 * time.Millisecond << min(failures-1, 6)
+	d = min(d, maxBackoff)
+	return d/2 + rand.N(d/2+1) // jitter; not near secrets
+}
+
+// drain waits until every queued call has been made, or ctx ends. It then
+// refuses new calls.
+func (o *outbox) drain(ctx context.Context) error {
+	for {
+		o.mu.Lock()
+		if o.pending == 0 {
+			o.closed = true
+			o.mu.Unlock()
+			return nil
+		}
+		idle, n := o.idle, o.pending
+		o.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			o.mu.Lock()
+			o.closed = true
+			o.mu.Unlock()
+			return fmt.Errorf("telegram: %d queued calls not sent before shutdown: %w", n, ctx.Err())
+		}
+	}
+}
+
+// stats reports 429s received and calls dropped as impossible.
+func (o *outbox) stats() (tooMany, permanent int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.tooMany, o.permanent
+}

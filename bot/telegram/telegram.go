@@ -1,0 +1,436 @@
+// Package telegram connects the conversation engine to Telegram's Bot API:
+// it receives updates by long polling or by webhook, hands each chat's
+// updates to the engine in order on a bounded worker pool, and sends the
+// replies through one paced queue that keeps within Telegram's limits. It is
+// the only package that imports go-telegram-bot-api.
+//
+// Messages that carry record fields are sent with protect_content and
+// deleted after the engine's chosen time; the deletion schedule is kept in
+// the store so that it survives a restart.
+package telegram
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"github.com/otpgate/otpgate/bot"
+	"github.com/otpgate/otpgate/store"
+)
+
+// Handler is the conversation engine. *bot.Engine implements it.
+type Handler interface {
+	Handle(ctx context.Context, u bot.Update) []bot.Reply
+}
+
+// Deletions keeps the schedule of messages to delete. *store.Store
+// implements it.
+type Deletions interface {
+	ScheduleDeletion(ctx context.Context, d store.Deletion) error
+	DueDeletions(ctx context.Context, now time.Time, limit int) ([]store.Deletion, error)
+	DeletionDone(ctx context.Context, d store.Deletion) error
+}
+
+var (
+	_ Handler   = (*bot.Engine)(nil)
+	_ Deletions = (*store.Store)(nil)
+)
+
+// Options configure New.
+type Options struct {
+	Token     string
+	APIURL    string // base URL, e.g. https://api.telegram.org
+	Handler   Handler
+	Deletions Deletions
+	Logger    *slog.Logger
+
+	// WebhookURL switches to webhook mode: Telegram posts updates there,
+	// and a server on WebhookListen (plain HTTP, behind TLS termination)
+	// receives them at the URL's path.
+	WebhookURL    string
+	WebhookListen string
+	WebhookSecret string
+
+	PollTimeout     time.Duration // long-poll wait; default 25s
+	Workers         int           // inbound handlers; default 8
+	SendWorkers     int           // concurrent outbound calls; default 8
+	QueuePerWorker  int           // updates waiting per handler; default 64
+	ShutdownTimeout time.Duration // bound on finishing work and flushing sends; default 10s
+	// HTTPTransport, when set, replaces the default transport (tests).
+	HTTPTransport http.RoundTripper
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.Token == "" {
+		errs = append(errs, errors.New("Token is empty"))
+	}
+	if u, err := url.Parse(o.APIURL); err != nil || u.Host == "" {
+		errs = append(errs, errors.New("APIURL is not a URL"))
+	}
+	if o.Handler == nil || o.Deletions == nil {
+		errs = append(errs, errors.New("Handler and Deletions are required"))
+	}
+	if o.WebhookURL != "" {
+		if u, err := url.Parse(o.WebhookURL); err != nil || u.Host == "" {
+			errs = append(errs, errors.New("WebhookURL is not a URL"))
+		}
+		if o.WebhookSecret == "" || o.WebhookListen == "" {
+			errs = append(errs, errors.New("webhook mode needs WebhookSecret and WebhookListen"))
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.PollTimeout <= 0 {
+		o.PollTimeout = 25 * time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.SendWorkers <= 0 {
+		o.SendWorkers = 8
+	}
+	if o.QueuePerWorker <= 0 {
+		o.QueuePerWorker = 64
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	if o.HTTPTransport == nil {
+		o.HTTPTransport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	return errors.Join(errs...)
+}
+
+// allowedUpdates are the update kinds otpgate asks for.
+var allowedUpdates = []string{"message", "callback_query", "my_chat_member"}
+
+// Bot is the Telegram front end. Run it once.
+type Bot struct {
+	o   Options
+	log *slog.Logger
+
+	mu       sync.Mutex
+	deleting map[store.Deletion]bool // deletions queued and not yet done
+	out      *outbox
+}
+
+// New checks the options. It does no I/O.
+func New(o Options) (*Bot, error) {
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("telegram: %w", err)
+	}
+	return &Bot{o: o, log: o.Logger.With("component", "telegram"), deleting: map[store.Deletion]bool{}}, nil
+}
+
+// ErrUnauthorized means Telegram refused the token.
+var ErrUnauthorized = errors.New("telegram: the bot token was refused (check OTPGATE_TELEGRAM_TOKEN)")
+
+// connect builds a client whose every request is bound to ctx, so that
+// cancelling ctx aborts a long poll at once. The library calls getMe here.
+func (b *Bot) connect(ctx context.Context, timeout time.Duration) (*tgbotapi.BotAPI, error) {
+	client := &http.Client{Timeout: timeout, Transport: ctxTransport{ctx: ctx, rt: b.o.HTTPTransport}}
+	endpoint := strings.TrimRight(b.o.APIURL, "/") + "/bot%s/%s"
+	api, err := tgbotapi.NewBotAPIWithClient(b.o.Token, endpoint, client)
+	if err != nil {
+		var tg *tgbotapi.Error
+		if errors.As(err, &tg) && tg.Code == http.StatusUnauthorized {
+			return nil, ErrUnauthorized
+		}
+		return nil, fmt.Errorf("telegram: connect: %w", redactErr(err))
+	}
+	return api, nil
+}
+
+// ctxTransport binds requests to a context: the library has no context
+// support of its own.
+type ctxTransport struct {
+	ctx context.Context
+	rt  http.RoundTripper
+}
+
+func (t ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.rt.RoundTrip(r.WithContext(t.ctx))
+}
+
+// Run serves until ctx ends, then stops taking updates, lets the handlers
+// finish what they hold, flushes the send queue, all within
+// ShutdownTimeout. It returns an error when it could not start, or when
+// sends were left unsent at shutdown.
+func (b *Bot) Run(ctx context.Context) error {
+	// Sends must outlive ctx by the shutdown bound; they get their own.
+	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSend()
+	sendAPI, err := b.connect(sendCtx, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	b.log.Info("connected", "bot", sendAPI.Self.UserName, "mode", map[bool]string{true: "webhook", false: "polling"}[b.o.WebhookURL != ""])
+	b.out = newOutbox(sendAPI, b.log, b.o.SendWorkers)
+	outDone := make(chan struct{})
+	go func() { defer close(outDone); b.out.run(sendCtx) }()
+	b.registerCommands()
+
+	// Handlers finish their update even after ctx ends; they get their own.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	d := newDispatcher(b.o.Workers, b.o.QueuePerWorker, func(u tgbotapi.Update) { b.handle(workCtx, u) }, b.log)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); b.sweepDeletions(ctx) }()
+
+	var runErr error
+	if b.o.WebhookURL != "" {
+		runErr = b.serveWebhook(ctx, sendAPI, d)
+	} else {
+		runErr = b.poll(ctx, sendAPI, d)
+	}
+
+	// Shutdown: no new updates; finish the held ones; flush sends.
+	deadline, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.o.ShutdownTimeout)
+	defer cancel()
+	if err := d.close(deadline); err != nil {
+		b.log.Error("shutdown: updates left unhandled", "err", err)
+		cancelWork()
+	}
+	wg.Wait()
+	flushErr := b.out.drain(deadline)
+	cancelSend()
+	<-outDone
+	if flushErr != nil {
+		b.log.Error("shutdown", "err", flushErr)
+	}
+	return errors.Join(runErr, flushErr)
+}
+
+// poll receives updates with getUpdates until ctx ends. Errors back off
+// (capped); the loop never spins.
+func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher) error {
+	// A webhook left set makes getUpdates fail with 409: polling replaces it.
+	if _, err := sendAPI.MakeRequest("deleteWebhook", nil); err != nil {
+		b.log.Warn("deleteWebhook failed", "err", redactErr(err))
+	}
+	pollAPI, err := b.connect(ctx, b.o.PollTimeout+15*time.Second)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	offset, failures := 0, 0
+	for ctx.Err() == nil {
+		updates, err := pollAPI.GetUpdates(tgbotapi.UpdateConfig{
+			Offset: offset, Timeout: int(b.o.PollTimeout / time.Second), AllowedUpdates: allowedUpdates,
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			failures++
+			wait := backoff(failures)
+			b.log.Warn("getUpdates failed", "err", redactErr(err), "retry_in", wait)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
+		}
+		failures = 0
+		for _, u := range updates {
+			offset = u.UpdateID + 1
+			d.dispatch(u)
+		}
+	}
+	if offset > 0 {
+		// Confirm what was handed to the handlers, so a restart does not
+		// see it again. The poll client is cancelled; use the send client.
+		_, _ = sendAPI.MakeRequest("getUpdates", tgbotapi.Params{"offset": strconv.Itoa(offset), "limit": "1", "timeout": "0"})
+	}
+	return nil
+}
+
+// handle runs one update through the engine and queues the replies.
+func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
+	u, ok := toUpdate(tu)
+	if !ok {
+		return
+	}
+	group := u.ChatKind != bot.ChatPrivate
+	for _, r := range b.o.Handler.Handle(ctx, u) {
+		for _, c := range toCalls(r) {
+			if c.method == "sendMessage" && r.Sensitive && r.DeleteAfter > 0 {
+				c.done = b.scheduleDeletion(r.ChatID, r.DeleteAfter)
+			}
+			b.out.enqueue(c, group)
+		}
+	}
+}
+
+// scheduleDeletion returns a completion hook that records when the sent
+// message must go.
+func (b *Bot) scheduleDeletion(chatID int64, after time.Duration) func(*tgbotapi.APIResponse, error) {
+	return func(resp *tgbotapi.APIResponse, err error) {
+		id := sentMessageID(resp)
+		if err != nil || id == 0 {
+			return
+		}
+		d := store.Deletion{Due: time.Now().Add(after), ChatID: chatID, MessageID: id}
+		if err := b.o.Deletions.ScheduleDeletion(context.Background(), d); err != nil {
+			b.log.Error("could not schedule the deletion of a released record", "err", err)
+		}
+	}
+}
+
+// sweepDeletions deletes due messages every few seconds until ctx ends.
+func (b *Bot) sweepDeletions(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		b.deleteDue(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Bot) deleteDue(ctx context.Context) {
+	due, err := b.o.Deletions.DueDeletions(ctx, time.Now(), 200)
+	if err != nil {
+		b.log.Error("reading the deletion schedule", "err", err)
+		return
+	}
+	for _, d := range due {
+		b.mu.Lock()
+		busy := b.deleting[d]
+		b.deleting[d] = true
+		b.mu.Unlock()
+		if busy {
+			continue
+		}
+		b.out.enqueue(&call{
+			chatID: d.ChatID, method: "deleteMessage",
+			params: tgbotapi.Params{"chat_id": strconv.FormatInt(d.ChatID, 10), "message_id": strconv.Itoa(d.MessageID)},
+			done: func(_ *tgbotapi.APIResponse, err error) {
+				// Done or impossible (already deleted, older than 48 h):
+				// either way it leaves the schedule.
+				if err := b.o.Deletions.DeletionDone(context.Background(), d); err != nil {
+					b.log.Error("deletion schedule", "err", err)
+				}
+				b.mu.Lock()
+				delete(b.deleting, d)
+				b.mu.Unlock()
+			},
+		}, d.ChatID < 0)
+	}
+}
+
+// registerCommands sets the command menu in every language.
+func (b *Bot) registerCommands() {
+	for i, lang := range bot.Languages() {
+		var cmds []tgbotapi.BotCommand
+		for _, c := range bot.Commands(lang) {
+			cmds = append(cmds, tgbotapi.BotCommand{Command: c.Name, Description: c.Description})
+		}
+		js, _ := json.Marshal(cmds)
+		p := tgbotapi.Params{"commands": string(js)}
+		if i > 0 { // the first language is the default menu
+			p["language_code"] = lang
+		}
+		b.out.enqueue(&call{method: "setMyCommands", params: p}, false)
+	}
+}
+
+// dispatcher hands updates to a fixed set of workers, each chat always to
+// the same one, so a chat's updates are handled in order while chats run in
+// parallel. A full worker queue blocks the receiver: back-pressure, not loss.
+type dispatcher struct {
+	queues []chan tgbotapi.Update
+	wg     sync.WaitGroup
+}
+
+func newDispatcher(workers, depth int, handle func(tgbotapi.Update), log *slog.Logger) *dispatcher {
+	d := &dispatcher{queues: make([]chan tgbotapi.Update, workers)}
+	for i := range d.queues {
+		q := make(chan tgbotapi.Update, depth)
+		d.queues[i] = q
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			for u := range q {
+				safely(handle, u, log)
+			}
+		}()
+	}
+	return d
+}
+
+// safely is the last fence: the engine recovers on its own, but a panic in
+// the adapter must not take the worker, and with it a share of the chats, down.
+func safely(handle func(tgbotapi.Update), u tgbotapi.Update, log *slog.Logger) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("update handler panicked", "panic", fmt.Sprint(p), "update_id", u.UpdateID)
+		}
+	}()
+	handle(u)
+}
+
+func (d *dispatcher) queue(u tgbotapi.Update) chan tgbotapi.Update {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(strconv.FormatInt(chatOf(u), 10)))
+	return d.queues[h.Sum32()%uint32(len(d.queues))]
+}
+
+func (d *dispatcher) dispatch(u tgbotapi.Update) { d.queue(u) <- u }
+
+// tryDispatch gives up after wait, for the webhook (Telegram retries).
+func (d *dispatcher) tryDispatch(u tgbotapi.Update, wait time.Duration) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case d.queue(u) <- u:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// close stops the workers after they finish their queues, or when ctx ends.
+func (d *dispatcher) close(ctx context.Context) error {
+	for _, q := range d.queues {
+		close(q)
+	}
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func chatOf(u tgbotapi.Update) int64 {
+	if c := u.FromChat(); c != nil {
+		return c.ID
+	}
+	if u.CallbackQuery != nil && u.CallbackQuery.From != nil {
+		return u.CallbackQuery.From.ID
+	}
+	return 0
+}
