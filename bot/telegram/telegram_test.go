@@ -1,0 +1,394 @@
+package telegram_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/bot"
+	"github.com/otpgate/otpgate/bot/telegram"
+	"github.com/otpgate/otpgate/internal/keys"
+	"github.com/otpgate/otpgate/internal/pii"
+	tf "github.com/otpgate/otpgate/internal/testfake/telegramfake"
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/store"
+)
+
+const token = "123456:TEST-token_for-the-fake-bot-api"
+
+// phone is the SMS side: it remembers the last code each number received.
+type phone struct {
+	mu    sync.Mutex
+	codes map[pii.Mobile]string
+}
+
+var sixDigits = regexp.MustCompile(`\b\d{6}\b`)
+
+func (p *phone) Send(_ context.Context, to pii.Mobile, body string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.codes == nil {
+		p.codes = map[pii.Mobile]string{}
+	}
+	p.codes[to] = sixDigits.FindString(body)
+	return nil
+}
+
+func (p *phone) code(m string) string {
+	mm, _ := pii.ParseMobile(m)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.codes[mm]
+}
+
+type harness struct {
+	fake *tf.Server
+	ph   *phone
+	svc  *otp.Service
+	st   *store.Store
+	logs *bytes.Buffer
+	stop func() error
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+
+// start runs a whole otpgate (store, codes, engine, Telegram adapter)
+// against the fake Bot API. webhook selects the receiving mode.
+func start(t *testing.T, fakeOpts tf.Options, webhook bool) *harness {
+	t.Helper()
+	fake := tf.New(token, fakeOpts)
+	t.Cleanup(fake.Close)
+	ks, _ := keys.Derive(bytes.Repeat([]byte{4}, 32))
+	h := &harness{fake: fake, ph: &phone{}, logs: &bytes.Buffer{}}
+	log := slog.New(slog.NewTextHandler(&lockedBuf{b: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h.st = st
+	_, err = st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
+		for i, p := range [][3]string{{"50000000000001", "Lakshmi Nair", "9000000301"}, {"50000000000002", "Gopal Nair", "9000000301"}, {"50000000000003", "Ayesha Siddiqui", "9000000302"}} {
+			m, _ := pii.ParseMobile(p[2])
+			if err := fn(store.ImportRow{Line: i + 1, Record: store.Record{RefID: p[0], Name: p[1], BirthYear: 1960, Gender: "F", Mobile: m}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := otp.DefaultPolicy()
+	pol.ResendCooldown = 0
+	pol.RequestsPerRequesterHr, pol.SendsPerMobileHour, pol.SendsPerMobileDay, pol.SendsPerPrefixHour = 100, 100, 100, 100
+	h.svc, err = otp.New(otp.Options{Store: st, Sender: h.ph, CodeKey: ks.Code, Policy: pol, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.svc.Close(context.Background()) })
+	eng, err := bot.New(bot.Options{Gate: h.svc, Records: st, Channel: "telegram", Logger: log, CodeLength: 6,
+		CodeTTL: 3 * time.Minute, ReleaseTTL: 10 * time.Minute, FloodPerMinute: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := telegram.Options{Token: token, APIURL: fake.URL(), Handler: eng, Deletions: st, Logger: log, PollTimeout: time.Second}
+	if webhook {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		opts.WebhookURL, opts.WebhookListen, opts.WebhookSecret = "http://"+addr+"/tg/hook", addr, "s3cret-Token_1"
+	}
+	tb, err := telegram.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tb.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	h.stop = func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { h.stop() })
+	waitCtx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := fake.WaitFor(waitCtx, func() bool {
+		if webhook {
+			return fake.Webhook().URL != ""
+		}
+		return fake.Polling()
+	}); err != nil {
+		t.Fatalf("bot did not start receiving: %v\n%s", err, h.logs)
+	}
+	return h
+}
+
+func (h *harness) wait(t *testing.T, chat int64, n int) []tf.SentMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	msgs, err := h.fake.WaitSent(ctx, chat, n)
+	if err != nil {
+		t.Fatalf("waiting for %d messages in chat %d: %v; got %d", n, chat, err, len(h.fake.Sent(chat)))
+	}
+	return msgs
+}
+
+func (h *harness) idle(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.svc.Idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flow runs the whole beneficiary flow for user on mobile and returns the
+// record message.
+func flow(t *testing.T, h *harness, user int64, mobile string) tf.SentMessage {
+	t.Helper()
+	chat, from := tf.Private(user), tf.User{ID: user, FirstName: "U", LanguageCode: "en"}
+	base := len(h.fake.Sent(user))
+	h.fake.SendText(chat, from, "/lookup")
+	msgs := h.wait(t, user, base+1)
+	if bs := tf.Buttons(msgs[base]); len(bs) != 1 || !bs[0][0].RequestContact {
+		t.Fatalf("/lookup should offer the share-contact button: %+v", msgs[base])
+	}
+	h.fake.SendText(chat, from, mobile)
+	h.wait(t, user, base+2)
+	h.idle(t)
+	code := h.ph.code(mobile)
+	codeMsg := h.fake.SendText(chat, from, code)
+	msgs = h.wait(t, user, base+3)
+	chooser := msgs[base+2]
+	bs := tf.Buttons(chooser)
+	if len(bs) != 2 || !chooser.ProtectContent {
+		t.Fatalf("want a protected chooser with 2 buttons, got %+v", chooser)
+	}
+	// The code message is deleted.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.fake.WaitFor(ctx, func() bool { return contains(h.fake.Deleted(user), codeMsg) }); err != nil {
+		t.Fatalf("the code message was not deleted: %v", h.fake.Deleted(user))
+	}
+	cb := h.fake.PressButton(chat, from, chooser.MessageID, bs[1][0].CallbackData)
+	msgs = h.wait(t, user, base+4)
+	if err := h.fake.WaitFor(ctx, func() bool { return containsStr(h.fake.Answered(), cb) }); err != nil {
+		t.Fatal("the button press was not answered")
+	}
+	rec := msgs[base+3]
+	if !rec.ProtectContent || !strings.Contains(rec.Text, "Reference ID") {
+		t.Fatalf("record message: %+v", rec)
+	}
+	return rec
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func containsStr(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFlowOverPolling(t *testing.T) {
+	t.Parallel()
+	h := start(t, tf.Options{}, false)
+	rec := flow(t, h, 1001, "9000000301")
+	if !strings.Contains(rec.Text, "Gopal Nair") && !strings.Contains(rec.Text, "Lakshmi Nair") {
+		t.Fatalf("record: %q", rec.Text)
+	}
+	// The command menu is registered in English and Hindi.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.fake.WaitFor(ctx, func() bool { return len(h.fake.Commands()) == 2 }); err != nil {
+		t.Fatalf("setMyCommands: %+v", h.fake.Commands())
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"Gopal", "Lakshmi", "9000000301", token, strings.Split(token, ":")[1]} {
+		if strings.Contains(h.logs.String(), s) {
+			t.Errorf("logs contain %q", s)
+		}
+	}
+}
+
+func TestFlowOverWebhook(t *testing.T) {
+	t.Parallel()
+	h := start(t, tf.Options{}, true)
+	wh := h.fake.Webhook()
+	if wh.SecretToken == "" || !strings.HasSuffix(wh.URL, "/tg/hook") {
+		t.Fatalf("webhook registration: %+v", wh)
+	}
+	flow(t, h, 1002, "9000000301")
+
+	// A forged update with the wrong secret is refused and changes nothing.
+	forged, _ := json.Marshal(map[string]any{"update_id": 999999, "message": map[string]any{
+		"message_id": 1, "date": time.Now().Unix(), "text": "/start",
+		"chat": map[string]any{"id": 1003, "type": "private"}, "from": map[string]any{"id": 1003, "first_name": "X"},
+		"entities": []map[string]any{{"type": "bot_command", "offset": 0, "length": 6}}}})
+	for _, secret := range []string{"wrong", "", wh.SecretToken + "x"} {
+		status, err := h.fake.PostUpdateWithSecret(context.Background(), secret, forged)
+		if err != nil || status != http.StatusForbidden {
+			t.Fatalf("secret %q: status %d, %v", secret, status, err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // nothing should arrive; give it the chance to
+	if n := len(h.fake.Sent(1003)); n != 0 {
+		t.Fatalf("a forged update got %d replies", n)
+	}
+}
+
+func TestTooManyRequestsHonoured(t *testing.T) {
+	t.Parallel()
+	h := start(t, tf.Options{EnforceLimits: true}, false)
+	h.fake.FailNext("sendMessage", 1, 429, 2)
+	sent := time.Now()
+	h.fake.SendText(tf.Private(2001), tf.User{ID: 2001, FirstName: "A"}, "/start")
+	msgs := h.wait(t, 2001, 1)
+	if gap := msgs[0].Time.Sub(sent); gap < 2*time.Second {
+		t.Fatalf("resent %v after a 429 with retry_after 2", gap)
+	}
+	// Five quick messages to one chat: all answered, in order, none refused.
+	for i := range 5 {
+		h.fake.SendText(tf.Private(2002), tf.User{ID: 2002, FirstName: "B"}, fmt.Sprintf("/lookup 90000003%02d", i))
+	}
+	msgs = h.wait(t, 2002, 5)
+	st := h.fake.Stats()
+	if st.LimitChat+st.LimitGlobal+st.LimitGroup != 0 {
+		t.Fatalf("the bot broke Telegram's limits: %+v", st)
+	}
+	for i := 1; i < len(msgs); i++ {
+		if msgs[i].Time.Sub(msgs[i-1].Time) < 950*time.Millisecond {
+			t.Fatalf("messages %d and %d to one chat %v apart", i-1, i, msgs[i].Time.Sub(msgs[i-1].Time))
+		}
+	}
+}
+
+func TestOrderPerChat(t *testing.T) {
+	t.Parallel()
+	h := start(t, tf.Options{}, false)
+	chat, from := tf.Private(3001), tf.User{ID: 3001, FirstName: "C"}
+	want := []string{"/help", "/privacy", "/language", "/start", "/cancel"}
+	for _, m := range want {
+		h.fake.SendText(chat, from, m)
+	}
+	msgs := h.wait(t, 3001, len(want))
+	marks := []string{"Commands:", "What happens to your data", "Choose your language", "Hello!", "nothing to cancel"}
+	for i, m := range msgs {
+		if !strings.Contains(m.Text, marks[i]) {
+			t.Fatalf("reply %d is %q, want the answer to %s", i, m.Text, want[i])
+		}
+	}
+}
+
+func TestContactOfAnotherUserRefused(t *testing.T) {
+	t.Parallel()
+	h := start(t, tf.Options{}, false)
+	chat, from := tf.Private(4001), tf.User{ID: 4001, FirstName: "D"}
+	h.fake.SendText(chat, from, "/lookup")
+	h.fake.ShareContact(chat, from, "919000000301", 4999) // someone else's card
+	msgs := h.wait(t, 4001, 2)
+	if !strings.Contains(msgs[1].Text, "your own phone number") {
+		t.Fatalf("reply to another user's contact: %q", msgs[1].Text)
+	}
+	h.idle(t)
+	if h.ph.code("9000000301") != "" {
+		t.Fatal("an SMS went to a contact that is not the sender's")
+	}
+	h.fake.ShareContact(chat, from, "919000000302", 4001) // their own, without "+"
+	h.wait(t, 4001, 3)
+	h.idle(t)
+	if h.ph.code("9000000302") == "" {
+		t.Fatal("the sender's own contact was not accepted")
+	}
+}
+
+func TestAnyUpdateIsSafe(t *testing.T) {
+	t.Parallel()
+	h := start(t, tf.Options{}, false)
+	chat, from := tf.Private(5001), tf.User{ID: 5001, FirstName: "E"}
+	h.fake.SendSticker(chat, from)
+	h.fake.SendPhoto(chat, from, "my vaccination card")
+	h.fake.SendForwarded(chat, from, "forwarded text")
+	h.fake.EditText(chat, from, 1, "/lookup 9000000301")
+	h.fake.ChannelPost(tf.Channel(-100777, "news"), "/lookup 9000000301")
+	h.fake.SendText(chat, from, strings.Repeat("अ", 5000))
+	h.fake.SendRaw(json.RawMessage(`{"update_id":0,"poll":{"id":"1","question":"?","options":[]}}`))
+	h.fake.SendRaw(json.RawMessage(`{"update_id":0,"some_future_update":{"x":1}}`))
+	h.fake.SendText(chat, from, "/start")
+	msgs := h.wait(t, 5001, 5) // sticker, photo, forwarded, long text, /start
+	if !strings.Contains(msgs[4].Text, "Hello!") {
+		t.Fatalf("the bot stopped answering after odd updates: %+v", msgs)
+	}
+	// Added to a group: explains and leaves.
+	h.fake.AddedToGroup(tf.Group(-4242, "family"), from)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.fake.WaitFor(ctx, func() bool { return len(h.fake.Left()) == 1 }); err != nil {
+		t.Fatal("did not leave the group")
+	}
+	if g := h.fake.Sent(-4242); len(g) != 1 || !strings.Contains(g[0].Text, "private") {
+		t.Fatalf("group message: %+v", g)
+	}
+	h.idle(t)
+	if h.ph.code("9000000301") != "" {
+		t.Fatal("an edited message or channel post started a lookup")
+	}
+}
+
+func TestShutdownMidFlowLosesNothing(t *testing.T) {
+	t.Parallel()
+	h := start(t, tf.Options{EnforceLimits: true}, false)
+	const users = 12
+	for u := range users {
+		h.fake.SendText(tf.Private(int64(6000+u)), tf.User{ID: int64(6000 + u), FirstName: "F"}, "/help")
+		h.fake.SendText(tf.Private(int64(6000+u)), tf.User{ID: int64(6000 + u), FirstName: "F"}, "/privacy")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Stop as soon as the bot has taken the updates, before it can have
+	// answered them all (2 messages per chat need > 1 s).
+	if err := h.fake.WaitFor(ctx, func() bool { return h.fake.Pending() == 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	for u := range users {
+		if n := len(h.fake.Sent(int64(6000 + u))); n != 2 {
+			t.Fatalf("chat %d got %d of 2 replies after shutdown", 6000+u, n)
+		}
+	}
+}
