@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/otpgate/otpgate/bot"
+	"github.com/otpgate/otpgate/bot/telegram"
+	"github.com/otpgate/otpgate/internal/keys"
+	"github.com/otpgate/otpgate/internal/pii"
+	tf "github.com/otpgate/otpgate/internal/testfake/telegramfake"
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/store"
+)
+
+// phone remembers the last code each mobile received.
+type phone struct {
+	mu    sync.Mutex
+	codes map[pii.Mobile]string
+}
+
+var sixDigits = regexp.MustCompile(`\b\d{6}\b`)
+
+func (p *phone) Send(_ context.Context, to pii.Mobile, body string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.codes[to] = sixDigits.FindString(body)
+	return nil
+}
+
+func (p *phone) code(m pii.Mobile) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.codes[m]
+}
+
+// benchTelegram: a burst of users, each doing the whole beneficiary flow
+// (/lookup with the mobile, the code, a button, the record) against a fake
+// Bot API that enforces Telegram's limits and answers 429 past them.
+func benchTelegram(args []string) error {
+	fs := flag.NewFlagSet("telegram", flag.ContinueOnError)
+	users := fs.Int("users", 1000, "distinct users starting at once")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "otpbench-tg-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ks, _ := keys.Derive(bytes.Repeat([]byte{0x24}, keys.MasterKeySize))
+	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	mobiles := make([]pii.Mobile, *users)
+	_, err = st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
+		for i := range *users {
+			mobiles[i] = pii.Mobile(fmt.Sprintf("+91%d", 9100000000+i))
+			for j := range 2 { // two beneficiaries per mobile: the flow includes the chooser
+				r := store.ImportRow{Line: 2*i + j + 1, Record: store.Record{RefID: fmt.Sprintf("%014d", 2*i+j+1), Name: "Bench Person",
+					BirthYear: 1980, Gender: "O", Mobile: mobiles[i]}}
+				if err := fn(r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ph := &phone{codes: map[pii.Mobile]string{}}
+	pol := otp.DefaultPolicy()
+	// One burst from many numbers in one range is exactly what the SMS caps
+	// are there to stop; lift them for this measurement of Telegram pacing.
+	pol.GlobalSendsPerHour, pol.SendsPerPrefixHour = 1_000_000, 1_000_000
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	svc, err := otp.New(otp.Options{Store: st, Sender: ph, CodeKey: ks.Code, Policy: pol, Logger: log, Workers: 8, Queue: 4 * *users})
+	if err != nil {
+		return err
+	}
+	defer svc.Close(context.Background())
+	eng, err := bot.New(bot.Options{Gate: svc, Records: st, Channel: "telegram", Logger: log, CodeLength: 6,
+		CodeTTL: 3 * time.Minute, ReleaseTTL: 10 * time.Minute})
+	if err != nil {
+		return err
+	}
+	const token = "999:bench-token-for-the-fake-bot-api"
+	fake := tf.New(token, tf.Options{EnforceLimits: true, MaxCalls: 1})
+	defer fake.Close()
+	tg, err := telegram.New(telegram.Options{Token: token, APIURL: fake.URL(), Handler: eng, Deletions: st, Logger: log, PollTimeout: time.Second})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- tg.Run(ctx) }()
+	if err := fake.WaitFor(context.Background(), fake.Polling); err != nil {
+		return err
+	}
+
+	// Each user: step 0 sent /lookup, waits for 1 message; step 1 sent the
+	// code, waits for the chooser; step 2 pressed, waits for the record.
+	type user struct {
+		chat tf.Chat
+		from tf.User
+		step int
+	}
+	us := make([]*user, *users)
+	start := time.Now()
+	for i := range us {
+		id := int64(100000 + i)
+		us[i] = &user{chat: tf.Private(id), from: tf.User{ID: id, FirstName: "B", LanguageCode: "en"}}
+		fake.SendText(us[i].chat, us[i].from, "/lookup "+mobiles[i].E164())
+	}
+	done, lastProgress := 0, time.Now()
+	for done < len(us) {
+		time.Sleep(20 * time.Millisecond)
+		byChat := map[int64][]tf.SentMessage{}
+		for _, m := range fake.SentAll() {
+			byChat[m.ChatID] = append(byChat[m.ChatID], m)
+		}
+		for i, u := range us {
+			got := byChat[u.chat.ID]
+			switch {
+			case u.step == 0 && len(got) >= 1:
+				if c := ph.code(mobiles[i]); c != "" {
+					fake.SendText(u.chat, u.from, c)
+					u.step = 1
+				}
+			case u.step == 1 && len(got) >= 2:
+				bs := tf.Buttons(got[1])
+				if len(bs) == 0 {
+					return fmt.Errorf("user %d: no chooser: %q", i, got[1].Text)
+				}
+				fake.PressButton(u.chat, u.from, got[1].MessageID, bs[0][0].CallbackData)
+				u.step = 2
+			case u.step == 2 && len(got) >= 3:
+				u.step = 3
+				done++
+				lastProgress = time.Now()
+			}
+		}
+		if time.Since(lastProgress) > 2*time.Minute {
+			break // stuck: report what was lost
+		}
+	}
+	elapsed := time.Since(start)
+	cancel()
+	if err := <-runErr; err != nil {
+		fmt.Println("shutdown:", err)
+	}
+	stats := fake.Stats()
+	sent := stats.Sent
+	floor := time.Duration(float64(sent) / 30 * float64(time.Second))
+	fmt.Printf("users %d, flows completed %d, lost %d\n", len(us), done, len(us)-done)
+	fmt.Printf("messages sent %d (+ %d other calls), 429 answers %d (chat %d, global %d, group %d)\n",
+		sent, stats.Calls-sent, stats.TooMany429, stats.LimitChat, stats.LimitGlobal, stats.LimitGroup)
+	fmt.Printf("total %.1fs; floor at 30 messages/s %.1fs; ratio %.2f\n", elapsed.Seconds(), floor.Seconds(), elapsed.Seconds()/floor.Seconds())
+	fmt.Printf("peak RSS %.0f MB (this process: otpgate and the fake Bot API together)\n", statusMB("VmHWM:"))
+	return nil
+}
