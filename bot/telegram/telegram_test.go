@@ -51,6 +51,7 @@ func (p *phone) code(m string) string {
 }
 
 type harness struct {
+	opts telegram.Options
 	fake *tf.Server
 	ph   *phone
 	svc  *otp.Service
@@ -69,6 +70,10 @@ func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unloc
 // start runs a whole otpgate (store, codes, engine, Telegram adapter)
 // against the fake Bot API. webhook selects the receiving mode.
 func start(t *testing.T, fakeOpts tf.Options, webhook bool) *harness {
+	return startTTL(t, fakeOpts, webhook, 10*time.Minute)
+}
+
+func startTTL(t *testing.T, fakeOpts tf.Options, webhook bool, releaseTTL time.Duration) *harness {
 	t.Helper()
 	fake := tf.New(token, fakeOpts)
 	t.Cleanup(fake.Close)
@@ -102,7 +107,7 @@ func start(t *testing.T, fakeOpts tf.Options, webhook bool) *harness {
 	}
 	t.Cleanup(func() { h.svc.Close(context.Background()) })
 	eng, err := bot.New(bot.Options{Gate: h.svc, Records: st, Channel: "telegram", Logger: log, CodeLength: 6,
-		CodeTTL: 3 * time.Minute, ReleaseTTL: 10 * time.Minute, FloodPerMinute: 1000})
+		CodeTTL: 3 * time.Minute, ReleaseTTL: releaseTTL, FloodPerMinute: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +121,16 @@ func start(t *testing.T, fakeOpts tf.Options, webhook bool) *harness {
 		ln.Close()
 		opts.WebhookURL, opts.WebhookListen, opts.WebhookSecret = "http://"+addr+"/tg/hook", addr, "s3cret-Token_1"
 	}
-	tb, err := telegram.New(opts)
+	h.opts = opts
+	h.run(t, webhook)
+	return h
+}
+
+// run starts a Bot over the harness's store and engine.
+func (h *harness) run(t *testing.T, webhook bool) {
+	t.Helper()
+	fake := h.fake
+	tb, err := telegram.New(h.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +154,6 @@ func start(t *testing.T, fakeOpts tf.Options, webhook bool) *harness {
 	}); err != nil {
 		t.Fatalf("bot did not start receiving: %v\n%s", err, h.logs)
 	}
-	return h
 }
 
 func (h *harness) wait(t *testing.T, chat int64, n int) []tf.SentMessage {
@@ -389,6 +402,35 @@ func TestShutdownMidFlowLosesNothing(t *testing.T) {
 	for u := range users {
 		if n := len(h.fake.Sent(int64(6000 + u))); n != 2 {
 			t.Fatalf("chat %d got %d of 2 replies after shutdown", 6000+u, n)
+		}
+	}
+}
+
+func TestDeletionScheduleOutlivesTheBot(t *testing.T) {
+	t.Parallel()
+	h := startTTL(t, tf.Options{}, false, 2*time.Second)
+	rec := flow(t, h, 7001, "9000000301")
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if contains(h.fake.Deleted(7001), rec.MessageID) {
+		t.Fatal("deleted before its time")
+	}
+	time.Sleep(2 * time.Second)
+	h.run(t, false) // a new Bot over the same store: the schedule is there, not in the old Bot
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.fake.WaitFor(ctx, func() bool { return contains(h.fake.Deleted(7001), rec.MessageID) }); err != nil {
+		t.Fatalf("the released record was not deleted after the restart: %v", h.fake.Deleted(7001))
+	}
+	// Every released message (chooser and record) leaves the schedule once deleted.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		due, _ := h.st.DueDeletions(context.Background(), time.Now().Add(time.Hour), 10)
+		if len(due) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("schedule not emptied: %+v", due)
 		}
 	}
 }
