@@ -434,3 +434,19 @@ func TestDeletionScheduleOutlivesTheBot(t *testing.T) {
 		}
 	}
 }
+
+func TestPollingBacksOffWhileTelegramIsDown(t *testing.T) {
+	t.Parallel()
+	h := start(t, tf.Options{}, false)
+	before := len(h.fake.CallsTo("getUpdates"))
+	h.fake.SetDown(true)
+	time.Sleep(3 * time.Second)
+	during := len(h.fake.CallsTo("getUpdates")) - before
+	h.fake.SetDown(false)
+	// Back-off from 0.5 s doubling: a handful of tries in 3 s, not a spin.
+	if during > 8 {
+		t.Fatalf("%d getUpdates calls in 3 s while Telegram was down", during)
+	}
+	h.fake.SendText(tf.Private(8001), tf.User{ID: 8001, FirstName: "G"}, "/start")
+	h.wait(t, 8001, 1) // and it recovers
+}
