@@ -1,6 +1,9 @@
 package recordfile
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -97,7 +100,7 @@ func parseHeader(names []string, line int) (*csvLayout, error) {
 			continue
 		}
 		seen[name] = true
-		if f := fieldByName([]byte(name)); f != nFields {
+		if f := fieldByName(name); f != nFields {
 			l.col[f] = i
 			known++
 			continue
@@ -176,6 +179,7 @@ func columnName(name string, i int) string {
 
 // csvParser turns one CSV line into a row.
 type csvParser struct {
+	split  *csvSplitter
 	layout *csvLayout
 	v      *validator
 	raw    rawRow
@@ -189,7 +193,7 @@ func (p *csvParser) row(line []byte, n int) store.ImportRow {
 		r.add("not valid UTF-8")
 		return store.ImportRow{Line: n, Problem: r.problemText()}
 	}
-	fields, err := splitCSV(line, p.fields[:0])
+	fields, err := p.split.split(line, p.fields[:0])
 	p.fields = fields
 	if err != nil {
 		r.add("not valid CSV: " + err.Error())
@@ -226,56 +230,71 @@ var (
 	errBareQuote   = errors.New(`a quote (") inside an unquoted field`)
 	errUnterminate = errors.New("a quoted field is not closed on its line")
 	errAfterQuote  = errors.New("text after the closing quote of a field")
+	errCSV         = errors.New("a malformed field")
 )
 
-// splitCSV splits one physical line into RFC 4180 fields, appending to dst.
-// A quoted field may contain commas and doubled quotes but not a line
-// break: no field of a record may hold one, and keeping rows to one line
-// keeps line numbers exact and memory bounded.
-func splitCSV(line []byte, dst []string) ([]string, error) {
-	i := 0
-	for {
-		if i < len(line) && line[i] == '"' {
-			var b strings.Builder
-			i++
-			for {
-				j := i
-				for j < len(line) && line[j] != '"' {
-					j++
-				}
-				if j == len(line) {
-					return dst, errUnterminate
-				}
-				b.Write(line[i:j])
-				i = j + 1
-				if i < len(line) && line[i] == '"' {
-					b.WriteByte('"')
-					i++
-					continue
-				}
-				break
-			}
-			dst = append(dst, b.String())
-			if i == len(line) {
-				return dst, nil
-			}
-			if line[i] != ',' {
-				return dst, errAfterQuote
-			}
-			i++
-			continue
-		}
-		j := i
-		for j < len(line) && line[j] != ',' {
-			if line[j] == '"' {
-				return dst, errBareQuote
-			}
-			j++
-		}
-		dst = append(dst, string(line[i:j]))
-		if j == len(line) {
-			return dst, nil
-		}
-		i = j + 1
+// csvSplitter splits physical lines into RFC 4180 fields with one
+// encoding/csv Reader, fed one line at a time. A quoted field may contain
+// commas and doubled quotes but not a line break: no field of a record may
+// hold one, and keeping rows to one line keeps line numbers exact and
+// memory bounded.
+type csvSplitter struct {
+	src bytes.Reader
+	br  *bufio.Reader
+	cr  *csv.Reader
+}
+
+func newCSVSplitter() *csvSplitter {
+	s := new(csvSplitter)
+	// br has the default size, so csv.NewReader reads from it directly
+	// (bufio.NewReaderSize reuses a large enough Reader). Either way every
+	// Read takes its line up to the end of src, and the next line is fed
+	// by resetting src and br.
+	s.br = bufio.NewReader(&s.src)
+	s.cr = csv.NewReader(s.br)
+	s.cr.FieldsPerRecord = -1 // the caller compares with the header
+	s.cr.ReuseRecord = true
+	return s
+}
+
+// split splits line, which holds no line break, appending the fields to
+// dst. Errors are errBareQuote, errUnterminate, errAfterQuote or errCSV.
+func (s *csvSplitter) split(line []byte, dst []string) ([]string, error) {
+	s.src.Reset(line)
+	s.br.Reset(&s.src)
+	rec, err := s.cr.Read()
+	switch {
+	case err == nil:
+		return append(dst, rec...), nil
+	case errors.Is(err, io.EOF):
+		// encoding/csv skips an empty line (and drops a final '\r'):
+		// one empty field.
+		return append(dst, ""), nil
 	}
+	return dst, csvReason(err, line)
+}
+
+// csvReason turns an encoding/csv error, whose text may quote the line,
+// into one of the reasons above.
+func csvReason(err error, line []byte) error {
+	var pe *csv.ParseError
+	switch {
+	case !errors.As(err, &pe):
+		return errCSV // unreachable: reading from memory
+	case errors.Is(pe.Err, csv.ErrBareQuote):
+		return errBareQuote
+	case errors.Is(pe.Err, csv.ErrQuote):
+		// Reported at a closing quote (Column is a 1-based byte index):
+		// text follows it. Past the end of the line: it is not closed.
+		if c := pe.Column - 1; c >= 0 && c < len(line) && line[c] == '"' {
+			return errAfterQuote
+		}
+		return errUnterminate
+	}
+	return errCSV
+}
+
+// splitCSV splits one physical line into fields, appending to dst.
+func splitCSV(line []byte, dst []string) ([]string, error) {
+	return newCSVSplitter().split(line, dst)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -14,32 +15,37 @@ import (
 
 // jsonParser turns one JSON Lines line into a row with encoding/json.
 //
-// Members are decoded into member values, which keep the raw JSON of the
-// value and count how often the member appears: that lets a problem name
+// Every member is decoded into a member, which keeps the raw JSON of the
+// value and counts how often the member appears. That lets a problem name
 // the field and the JSON type found without quoting the value, and catches
 // repeated members, which encoding/json would silently resolve to the last.
 // Problem texts are built here from field names and JSON kinds, never from
-// an encoding/json error text, which may quote the input.
+// the text of an encoding/json error, which may quote the input.
 //
-// Member names match as encoding/json matches them, ignoring case.
+// Member names match as in encoding/json: exactly, or else ignoring case.
 type jsonParser struct {
 	v     *validator
 	raw   rawRow
+	lines streamDecoder // decodes the lines
+	lists streamDecoder // decodes the values of doses
+	src   bytes.Reader  // a value decoded on its own
 	rec   jsonRecord
-	dose  jsonDose
-	items []json.RawMessage // elements of "doses"
-	extra json.RawMessage   // a second value on the line
+	doses []*jsonDose       // elements of doses
+	pool  []*jsonDose       // backing array of doses, reused line to line
+	items []json.RawMessage // elements of doses, when some are wrong
+	item  jsonDose
+	extra json.RawMessage // a value decoded only to be skipped or located
 }
 
-// member is one member of a JSON object as decoded: its raw value (nil
-// when absent) and how many times it appears.
+// member is one member of a JSON object: its raw value (empty when the
+// member is absent) and how many times it appears.
 type member struct {
 	raw json.RawMessage
 	n   int
 }
 
-// UnmarshalJSON implements json.Unmarshaler. It is called once for every
-// appearance of the member, null included.
+// UnmarshalJSON implements json.Unmarshaler. encoding/json calls it for
+// every appearance of the member, null included.
 func (m *member) UnmarshalJSON(b []byte) error {
 	m.n++
 	m.raw = append(m.raw[:0], b...)
@@ -48,7 +54,7 @@ func (m *member) UnmarshalJSON(b []byte) error {
 
 func (m *member) reset() { m.raw, m.n = m.raw[:0], 0 }
 
-// kind names the JSON type of the member: "" when it is absent.
+// kind names the JSON type of the member, or is "" when it is absent.
 func (m *member) kind() string {
 	if len(m.raw) == 0 {
 		return ""
@@ -56,8 +62,12 @@ func (m *member) kind() string {
 	return kind(m.raw)
 }
 
-// str decodes a member whose kind is "string".
+// str decodes a member of kind "string".
 func (m *member) str() string {
+	if bytes.IndexByte(m.raw, '\\') < 0 {
+		// No escapes: the string is the text between the quotes.
+		return string(m.raw[1 : len(m.raw)-1])
+	}
 	var s string
 	if err := json.Unmarshal(m.raw, &s); err != nil {
 		return "" // unreachable: the line has been decoded
@@ -65,7 +75,8 @@ func (m *member) str() string {
 	return s
 }
 
-// jsonRecord is a line's object; its tags are fieldNames, plus doses.
+// jsonRecord is the object on a line: the members named by fieldNames,
+// and doses.
 type jsonRecord struct {
 	RefID     member `json:"reference_id"`
 	Name      member `json:"name"`
@@ -77,7 +88,7 @@ type jsonRecord struct {
 	Doses     member `json:"doses"`
 }
 
-// fields returns the scalar members in the order of fieldNames.
+// fields returns the members named by fieldNames, in that order.
 func (j *jsonRecord) fields() [nFields]*member {
 	return [nFields]*member{fRef: &j.RefID, fName: &j.Name, fYear: &j.BirthYear, fGender: &j.Gender,
 		fMobile: &j.Mobile, fIDType: &j.IDType, fIDNumber: &j.IDNumber}
@@ -90,7 +101,11 @@ func (j *jsonRecord) reset() {
 	j.Doses.reset()
 }
 
-// jsonDose is an element of "doses".
+func isRecordKey(k string) bool {
+	return fieldByName(k) != nFields || strings.EqualFold(k, "doses")
+}
+
+// jsonDose is an element of doses.
 type jsonDose struct {
 	Dose    member `json:"dose"`
 	Vaccine member `json:"vaccine"`
@@ -105,15 +120,6 @@ func (d *jsonDose) reset() {
 	d.Center.reset()
 }
 
-func isRecordKey(k string) bool {
-	for _, name := range fieldNames {
-		if strings.EqualFold(k, name) {
-			return true
-		}
-	}
-	return strings.EqualFold(k, "doses")
-}
-
 func isDoseKey(k string) bool {
 	for _, name := range [...]string{"dose", "vaccine", "date", "center"} {
 		if strings.EqualFold(k, name) {
@@ -121,6 +127,53 @@ func isDoseKey(k string) bool {
 		}
 	}
 	return false
+}
+
+// decoder returns a Decoder of b alone that rejects unknown members.
+func (p *jsonParser) decoder(b []byte) *json.Decoder {
+	p.src.Reset(b)
+	dec := json.NewDecoder(&p.src)
+	dec.DisallowUnknownFields()
+	return dec
+}
+
+// streamDecoder decodes values given one at a time with a single
+// json.Decoder that rejects unknown members, so that its buffers serve
+// every line: the Decoder reads them as one stream of JSON values, fed to
+// it value by value. After an error, or if b holds more than blanks after
+// its value, the Decoder is dropped: a syntax error sticks to it, and text
+// it has buffered would begin the next value.
+type streamDecoder struct {
+	src bytes.Reader
+	dec *json.Decoder
+	fed int64 // bytes read by dec before the current value
+}
+
+// decode decodes the value at the start of b into v and returns the
+// offset in b just past it.
+func (s *streamDecoder) decode(b []byte, v any) (int, error) {
+	if s.dec == nil {
+		s.src.Reset(nil)
+		s.dec = json.NewDecoder(&s.src)
+		s.dec.DisallowUnknownFields()
+		s.fed = 0
+	}
+	s.src.Reset(b)
+	err := s.dec.Decode(v)
+	end := int(s.dec.InputOffset() - s.fed)
+	if err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			// Counted from the start of the stream; dec, which keeps the
+			// error, is dropped.
+			se.Offset -= s.fed
+		}
+		s.dec = nil
+	} else if s.src.Len() > 0 || len(bytes.TrimLeft(b[end:], " \t\r\n")) > 0 {
+		s.dec = nil
+	}
+	s.fed += int64(len(b))
+	return end, err
 }
 
 func (p *jsonParser) row(line []byte, n int) store.ImportRow {
@@ -132,22 +185,20 @@ func (p *jsonParser) row(line []byte, n int) store.ImportRow {
 	}
 	rec := &p.rec
 	rec.reset()
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(rec)
-	if prob, ok := syntaxProblem(err, len(line)); ok {
+	end, err := p.lines.decode(line, rec)
+	if prob, ok := syntaxProblem(err, 0, len(line)); ok {
 		r.add(prob)
 		return store.ImportRow{Line: n, Problem: r.problemText()}
 	}
-	// One value per line: a second Decode must find the end of the line.
-	end := dec.InputOffset()
-	switch err := dec.Decode(&p.extra); {
-	case errors.Is(err, io.EOF):
-	case err == nil:
-		r.add("not valid JSON (at byte " + strconv.FormatInt(dec.InputOffset()-int64(len(p.extra))+1, 10) + ")")
-		return store.ImportRow{Line: n, Problem: r.problemText()}
-	default:
-		prob, _ := syntaxProblem(err, len(line))
+	// One value per line: nothing but blanks may follow it. If something
+	// does, a Decode of the rest says where it goes wrong.
+	if rest := line[end:]; len(bytes.TrimLeft(rest, " \t\r")) > 0 {
+		dec := p.decoder(rest)
+		prob, ok := syntaxProblem(dec.Decode(&p.extra), end, len(line))
+		if !ok { // a second value
+			start := end + int(dec.InputOffset()) - len(p.extra)
+			prob = "not valid JSON (at byte " + strconv.Itoa(start+1) + ")"
+		}
 		r.add(prob)
 		return store.ImportRow{Line: n, Problem: r.problemText()}
 	}
@@ -161,7 +212,8 @@ func (p *jsonParser) row(line []byte, n int) store.ImportRow {
 		return store.ImportRow{Line: n, Problem: r.problemText()}
 	}
 	if err != nil {
-		// The only error left is a member not in jsonRecord.
+		// Every member decodes into a member, so the error is an unknown
+		// one. The rest of the object has been decoded all the same.
 		p.unknownMembers(line, "", isRecordKey)
 	}
 	for f, m := range rec.fields() {
@@ -172,10 +224,10 @@ func (p *jsonParser) row(line []byte, n int) store.ImportRow {
 		}
 		switch k := m.kind(); {
 		case k == "" || k == "null":
-		case f == int(fYear) && k == "number":
-			// Still JSON text: the validator requires a whole number.
+		case field(f) == fYear && k == "number":
+			// The validator requires a whole number in range.
 			r.val[f], r.has[f] = string(m.raw), true
-		case f == int(fYear):
+		case field(f) == fYear:
 			r.problem("birth_year: must be a number, found %s", k)
 			r.bad[f] = true
 		case k == "string":
@@ -188,18 +240,22 @@ func (p *jsonParser) row(line []byte, n int) store.ImportRow {
 	if rec.Doses.n > 1 {
 		r.add("doses: appears more than once")
 	} else {
-		p.doses(&rec.Doses)
+		p.readDoses(&rec.Doses)
 	}
 	return p.v.check(r, n) // adds to what the parser found
 }
 
-// syntaxProblem describes a Decode error that means the line is not JSON.
-// It reports ok false for any other error.
-func syntaxProblem(err error, lineLen int) (problem string, ok bool) {
+// syntaxProblem describes a Decode error that means the line is not JSON,
+// giving only its position; base is where the decoded text starts in the
+// line. ok is false for any other error.
+func syntaxProblem(err error, base, lineLen int) (problem string, ok bool) {
+	if err == nil {
+		return "", false
+	}
 	var se *json.SyntaxError
 	switch {
-	case errors.As(err, &se):
-		return "not valid JSON (at byte " + strconv.FormatInt(se.Offset, 10) + ")", true
+	case errors.As(err, &se): // Offset counts the byte in error
+		return "not valid JSON (at byte " + strconv.FormatInt(int64(base)+se.Offset, 10) + ")", true
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "not valid JSON (at byte " + strconv.Itoa(lineLen) + ")", true
 	}
@@ -207,12 +263,12 @@ func syntaxProblem(err error, lineLen int) (problem string, ok bool) {
 }
 
 // unknownMembers reports the members of the JSON object obj that known
-// rejects. encoding/json names only the first one, and only in an error
-// text that quotes it, so the member names are read with its tokenizer.
+// rejects. encoding/json names only the first of them, and only in an
+// error text that quotes it, so the names are read with its tokenizer.
 func (p *jsonParser) unknownMembers(obj []byte, prefix string, known func(string) bool) {
-	r := &p.raw
 	found := false
-	dec := json.NewDecoder(bytes.NewReader(obj))
+	p.src.Reset(obj)
+	dec := json.NewDecoder(&p.src)
 	if _, err := dec.Token(); err == nil { // '{'
 		for dec.More() {
 			tok, err := dec.Token()
@@ -220,21 +276,22 @@ func (p *jsonParser) unknownMembers(obj []byte, prefix string, known func(string
 				break
 			}
 			if key, _ := tok.(string); !known(key) {
-				r.add(unknownField(prefix, key))
+				p.raw.add(unknownField(prefix, key))
 				found = true
 			}
-			if err := dec.Decode(&p.extra); err != nil { // the value
+			if err := dec.Decode(&p.extra); err != nil { // skip the value
 				break
 			}
 		}
 	}
 	if !found {
-		r.add(prefix + "an unknown field") // unreachable: Decode found one
+		p.raw.add(prefix + "an unknown field") // unreachable
 	}
 }
 
-func (p *jsonParser) doses(m *member) {
-	r := &p.raw
+// readDoses reads the member doses.
+func (p *jsonParser) readDoses(m *member) {
+	r, raw := &p.raw, m.raw
 	switch k := m.kind(); k {
 	case "", "null":
 		return
@@ -243,8 +300,33 @@ func (p *jsonParser) doses(m *member) {
 		r.problem("doses: must be an array, found %s", k)
 		return
 	}
+	// Common case: all elements are objects with known members. They are
+	// decoded into the jsonDose values of pool; a null element is nil.
+	for i, d := range p.pool {
+		if d == nil {
+			p.pool[i] = new(jsonDose)
+		} else {
+			d.reset()
+		}
+	}
+	p.doses = p.pool[:0]
+	_, err := p.lists.decode(raw, &p.doses)
+	if cap(p.doses) > cap(p.pool) {
+		p.pool = p.doses[:cap(p.doses)]
+	}
+	if err == nil && !slices.Contains(p.doses, nil) {
+		for i, d := range p.doses {
+			if i == maxDoses {
+				r.problem("doses: more than %d", maxDoses)
+				return
+			}
+			p.dose(i+1, d, false)
+		}
+		return
+	}
+	// Otherwise take the elements one by one to say which is wrong.
 	p.items = p.items[:0]
-	if err := json.Unmarshal(m.raw, &p.items); err != nil {
+	if err := json.Unmarshal(raw, &p.items); err != nil {
 		r.add("doses: not valid JSON") // unreachable: the line has been decoded
 		return
 	}
@@ -253,63 +335,71 @@ func (p *jsonParser) doses(m *member) {
 			r.problem("doses: more than %d", maxDoses)
 			return
 		}
-		p.dose1(i+1, item)
+		if k := kind(item); k != "object" {
+			r.problem("doses item %d: must be an object, found %s", i+1, k)
+			continue
+		}
+		d := &p.item
+		d.reset()
+		bad := false
+		if err := p.decoder(item).Decode(d); err != nil {
+			// As for the record: an unknown member.
+			p.unknownMembers(item, "doses item "+strconv.Itoa(i+1)+": ", isDoseKey)
+			bad = true
+		}
+		p.dose(i+1, d, bad)
 	}
 }
 
-// dose1 reads item, the element at 1-based position i of "doses".
-func (p *jsonParser) dose1(i int, item []byte) {
+// dose adds jd, the element at 1-based position i of doses; bad means a
+// problem with it has been reported already.
+func (p *jsonParser) dose(i int, jd *jsonDose, bad bool) {
 	r := &p.raw
-	if k := kind(item); k != "object" {
-		r.problem("doses item %d: must be an object, found %s", i, k)
-		return
-	}
-	d := rawDose{item: i}
-	jd := &p.dose
-	jd.reset()
-	dec := json.NewDecoder(bytes.NewReader(item))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(jd); err != nil {
-		// The only possible error: a member not in jsonDose.
-		p.unknownMembers(item, "doses item "+strconv.Itoa(i)+": ", isDoseKey)
+	d := rawDose{item: i, bad: bad}
+	switch k := jd.Dose.kind(); {
+	case jd.Dose.n > 1:
+		r.problem("doses item %d: dose appears more than once", i)
+		d.bad = true
+	case k == "" || k == "null":
+	case k == "number":
+		num, err := strconv.Atoi(string(jd.Dose.raw))
+		if err != nil || num < 1 || num > maxDoses {
+			r.problem("doses item %d: dose number must be 1 to %d", i, maxDoses)
+			d.bad = true
+			break
+		}
+		d.number, d.numberSet = num, true
+	default:
+		r.problem("doses item %d: dose must be a number, found %s", i, k)
 		d.bad = true
 	}
-	for _, f := range [...]struct {
-		name string
-		m    *member
-		dst  *string // nil for "dose"
-	}{{"dose", &jd.Dose, nil}, {"vaccine", &jd.Vaccine, &d.vaccine}, {"date", &jd.Date, &d.date}, {"center", &jd.Center, &d.center}} {
-		if f.m.n > 1 {
-			r.problem("doses item %d: %s appears more than once", i, f.name)
-			d.bad = true
-			continue
-		}
-		switch k := f.m.kind(); {
-		case k == "" || k == "null":
-		case f.dst == nil && k == "number":
-			num, err := strconv.Atoi(string(f.m.raw))
-			if err != nil || num < 1 || num > maxDoses {
-				r.problem("doses item %d: dose number must be 1 to %d", i, maxDoses)
-				d.bad = true
-				continue
-			}
-			d.number, d.numberSet = num, true
-		case f.dst == nil:
-			r.problem("doses item %d: dose must be a number, found %s", i, k)
-			d.bad = true
-		case k == "string":
-			*f.dst = f.m.str()
-		default:
-			r.problem("doses item %d: %s must be a string, found %s", i, f.name, k)
-			d.bad = true
-		}
-	}
+	d.vaccine = p.doseString(i, "vaccine", &jd.Vaccine, &d.bad)
+	d.date = p.doseString(i, "date", &jd.Date, &d.bad)
+	d.center = p.doseString(i, "center", &jd.Center, &d.bad)
 	r.doses = append(r.doses, d)
 }
 
-func fieldByName(key []byte) field {
-	for f, name := range fieldNames {
-		if string(key) == name {
+// doseString returns the string value of member name of the element at
+// position i of doses, or sets *bad and reports why there is none.
+func (p *jsonParser) doseString(i int, name string, m *member, bad *bool) string {
+	switch k := m.kind(); {
+	case m.n > 1:
+		p.raw.problem("doses item %d: %s appears more than once", i, name)
+	case k == "" || k == "null":
+		return ""
+	case k == "string":
+		return m.str()
+	default:
+		p.raw.problem("doses item %d: %s must be a string, found %s", i, name, k)
+	}
+	*bad = true
+	return ""
+}
+
+// fieldByName returns the field named name, ignoring case, or nFields.
+func fieldByName(name string) field {
+	for f, fn := range fieldNames {
+		if strings.EqualFold(name, fn) {
 			return field(f)
 		}
 	}
@@ -325,9 +415,6 @@ func unknownField(prefix, key string) string {
 
 // kind names the JSON type of a valid JSON value by its first byte.
 func kind(v []byte) string {
-	if len(v) == 0 {
-		return "nothing"
-	}
 	switch v[0] {
 	case '"':
 		return "string"

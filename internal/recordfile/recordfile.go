@@ -264,7 +264,7 @@ func (f *File) Rows(ctx context.Context, fn func(store.ImportRow) error) error {
 		rowFn        func(line []byte, n int) store.ImportRow
 	)
 	if f.format == FormatCSV {
-		p := &csvParser{layout: f.csv, v: v}
+		p := &csvParser{split: newCSVSplitter(), layout: f.csv, v: v}
 		rowFn = p.row
 	} else {
 		p := &jsonParser{v: v}
