@@ -89,12 +89,19 @@ type Reply struct {
 	DeleteMessage int
 	// LeaveChat asks the channel to leave ChatID after sending Text.
 	LeaveChat bool
+	// DeleteFailed, when set with DeleteMessage, is said in the chat (once
+	// per chat) if the channel could not delete the message, e.g. because
+	// the bot lacks the right in a group.
+	DeleteFailed string
 }
 
-// Button is an inline-keyboard button.
+// Button is an inline-keyboard button: a callback (Data) or, when Start is
+// set, a link that opens a private chat with the bot and sends it
+// "/start <Start>" (a Telegram deep link).
 type Button struct {
-	Text string
-	Data string // at most 64 bytes
+	Text  string
+	Data  string // at most 64 bytes
+	Start string
 }
 
 // Gate issues and checks codes. *otp.Service implements it.
@@ -104,11 +111,15 @@ type Gate interface {
 	Cancel(ctx context.Context, requester string, audience store.Audience) error
 }
 
-// Records releases what a grant allows. *store.Store implements it.
+// Records releases what a grant allows, and keeps the one-time links that
+// move a staff lookup into a private chat. *store.Store implements it.
 type Records interface {
 	Summaries(ctx context.Context, ref store.GrantRef) ([]store.Summary, error)
 	Release(ctx context.Context, ref store.GrantRef, handle string) (store.View, error)
+	History(ctx context.Context, ref store.GrantRef, limit int) ([]store.Access, error)
 	EndGrant(ctx context.Context, ref store.GrantRef) error
+	CreateLink(ctx context.Context, requester string, ttl time.Duration) (string, error)
+	RedeemLink(ctx context.Context, token, requester string) error
 }
 
 var (
@@ -136,6 +147,10 @@ type Options struct {
 	// it the user is told once to slow down and then ignored until the
 	// minute is over. Default 20.
 	FloodPerMinute int
+	// StaffUsers may look records up on a caller's behalf, in StaffChats
+	// (group chats) only, and always with the owner's code.
+	StaffUsers []int64
+	StaffChats []int64
 }
 
 func (o *Options) validate() error {
@@ -170,9 +185,11 @@ func (o *Options) validate() error {
 // Engine is safe for concurrent use; updates of one user are handled one at
 // a time, in the order Handle is called.
 type Engine struct {
-	o     Options
-	log   *slog.Logger
-	flood *limiter.Limiter
+	o          Options
+	log        *slog.Logger
+	flood      *limiter.Limiter
+	staffUsers map[int64]bool
+	staffChats map[int64]bool
 
 	mu       sync.Mutex
 	sessions map[int64]*session
@@ -196,6 +213,7 @@ const (
 	stateIdle state = iota
 	stateAwaitMobile
 	stateAwaitCode
+	stateAwaitStaffCode // a staff member opened their one-time link
 )
 
 // maxText bounds what the engine reads of a message; Telegram's own limit
@@ -208,7 +226,15 @@ func New(o Options) (*Engine, error) {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
 	flood := limiter.New(memory.NewStore(), limiter.Rate{Period: time.Minute, Limit: int64(o.FloodPerMinute)})
-	return &Engine{o: o, log: o.Logger.With("component", "bot"), flood: flood, sessions: map[int64]*session{}}, nil
+	e := &Engine{o: o, log: o.Logger.With("component", "bot"), flood: flood, sessions: map[int64]*session{},
+		staffUsers: map[int64]bool{}, staffChats: map[int64]bool{}}
+	for _, id := range o.StaffUsers {
+		e.staffUsers[id] = true
+	}
+	for _, id := range o.StaffChats {
+		e.staffChats[id] = true
+	}
+	return e, nil
 }
 
 // Handle processes one update and returns what to send. It never panics out:
@@ -309,8 +335,12 @@ type conv struct {
 
 func (c *conv) requester() string { return fmt.Sprintf("%s:%d", c.e.o.Channel, c.u.UserID) }
 
-func (c *conv) say(m msg, args ...any) *Reply {
-	c.out = append(c.out, Reply{ChatID: c.u.ChatID, Text: text(c.lang, m, args...)})
+func (c *conv) say(m msg, args ...any) *Reply { return c.sayText(text(c.lang, m, args...)) }
+
+// sayText queues a reply in this chat and returns it for the caller to
+// dress (buttons, protection, deletions).
+func (c *conv) sayText(s string) *Reply {
+	c.out = append(c.out, Reply{ChatID: c.u.ChatID, Text: s})
 	return &c.out[len(c.out)-1]
 }
 
@@ -320,12 +350,11 @@ func (c *conv) handle() {
 		c.callback()
 		return
 	}
-	if u.ChatKind != ChatPrivate {
-		// Groups come with staff support; until then the bot explains and
-		// leaves, and a channel gets nothing.
-		if u.ChatKind == ChatGroup && (u.AddedToGroup || strings.HasPrefix(u.Text, "/")) {
-			c.say(msgPrivateOnly).LeaveChat = true
-		}
+	switch u.ChatKind {
+	case ChatChannel:
+		return
+	case ChatGroup:
+		c.group()
 		return
 	}
 	switch {
@@ -349,7 +378,13 @@ func (c *conv) command() {
 	arg = strings.TrimSpace(arg)
 	switch name {
 	case "/start":
+		if arg != "" {
+			c.redeemLink(arg)
+			return
+		}
 		c.say(msgStart)
+	case "/history":
+		c.history()
 	case "/help":
 		c.say(msgHelp)
 	case "/privacy":
@@ -366,7 +401,11 @@ func (c *conv) command() {
 			c.say(msgNothingToCancel)
 			return
 		}
-		if err := c.e.o.Gate.Cancel(c.ctx, c.requester(), store.AudienceBeneficiary); err != nil {
+		aud := store.AudienceBeneficiary
+		if c.s.state == stateAwaitStaffCode {
+			aud = store.AudienceStaff
+		}
+		if err := c.e.o.Gate.Cancel(c.ctx, c.requester(), aud); err != nil {
 			c.e.log.Warn("cancel", "err", err)
 		}
 		c.s.state = stateIdle
@@ -384,13 +423,17 @@ func (c *conv) command() {
 func (c *conv) text() {
 	t := c.u.Text
 	if code, ok := pii.ParseCode(t, c.e.o.CodeLength); ok {
-		c.verify(code)
+		aud := store.AudienceBeneficiary
+		if c.s.state == stateAwaitStaffCode {
+			aud = store.AudienceStaff
+		}
+		c.verify(code, aud)
 		return
 	}
 	switch c.s.state {
 	case stateAwaitMobile:
 		c.lookupMobile(t)
-	case stateAwaitCode:
+	case stateAwaitCode, stateAwaitStaffCode:
 		c.say(msgNotCode, c.e.o.CodeLength)
 	default:
 		if _, err := pii.ParseMobile(t); err == nil {
@@ -434,8 +477,8 @@ func (c *conv) lookupMobile(input string) {
 	r.RemoveKeyboard = true
 }
 
-func (c *conv) verify(code pii.Code) {
-	g, err := c.e.o.Gate.Verify(c.ctx, c.requester(), store.AudienceBeneficiary, code)
+func (c *conv) verify(code pii.Code, aud store.Audience) {
+	g, err := c.e.o.Gate.Verify(c.ctx, c.requester(), aud, code)
 	switch {
 	case errors.Is(err, otp.ErrCodeRejected):
 		c.say(msgCodeRejected).DeleteMessage = c.u.MessageID
@@ -558,6 +601,7 @@ type Command struct {
 func Commands(lang string) []Command {
 	return []Command{
 		{"lookup", text(lang, msgMenuLookup)},
+		{"history", text(lang, msgMenuHistory)},
 		{"logout", text(lang, msgMenuLogout)},
 		{"cancel", text(lang, msgMenuCancel)},
 		{"language", text(lang, msgMenuLanguage)},

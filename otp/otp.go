@@ -193,7 +193,7 @@ type Service struct {
 	mu      sync.RWMutex
 	closed  bool
 	queue   chan Request
-	pending sync.WaitGroup // requests enqueued and not yet finished
+	pending counter // requests enqueued and not yet finished
 	workers sync.WaitGroup
 	stop    context.CancelFunc
 	ctx     context.Context
@@ -241,11 +241,11 @@ func (s *Service) Request(ctx context.Context, r Request) error {
 	if s.closed {
 		return ErrClosed
 	}
-	s.pending.Add(1)
+	s.pending.add()
 	select {
 	case s.queue <- r:
 	default:
-		s.pending.Done()
+		s.pending.done()
 		s.log.Warn("code request dropped: queue full", "requester", s.subject(r.Requester))
 	}
 	return nil
@@ -254,14 +254,50 @@ func (s *Service) Request(ctx context.Context, r Request) error {
 // Idle blocks until every queued request has been handled (or ctx ends).
 // Tests and the demo use it to wait for the SMS.
 func (s *Service) Idle(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.pending.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.pending.zero():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// counter counts work in progress and tells when it is none. Unlike a
+// WaitGroup it may be waited on while work is being added.
+type counter struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed while n == 0
+}
+
+func (c *counter) add() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		c.idle = make(chan struct{})
+	}
+	c.n++
+}
+
+func (c *counter) done() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n--
+	if c.n == 0 {
+		close(c.idle)
+	}
+}
+
+// zero returns a channel that is closed when nothing is in progress.
+func (c *counter) zero() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return c.idle
 }
 
 // Close stops taking requests, lets the workers finish what is queued until
@@ -298,7 +334,7 @@ func (s *Service) work() {
 // handle runs one request to its end. A panic is contained: one bad request
 // must not take the service down.
 func (s *Service) handle(r Request) {
-	defer s.pending.Done()
+	defer s.pending.done()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("code request panicked", "panic", fmt.Sprint(p))

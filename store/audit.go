@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -97,6 +98,11 @@ func (s *Store) appendAudit(txn *badger.Txn, entries ...AuditEntry) error {
 		}
 		if err := txn.Set(auditKey(e.Seq), b); err != nil {
 			return err
+		}
+		for _, h := range e.Records {
+			if err := txn.Set(historyKey(h, e.Seq), nil); err != nil {
+				return err
+			}
 		}
 		head = auditHead{Seq: e.Seq, MAC: e.MAC}
 	}
@@ -233,3 +239,87 @@ func (s *Store) AuditEntries(ctx context.Context, keep func(AuditEntry) bool) ([
 	})
 	return out, err
 }
+
+// historyKey indexes audit entries by record: h + handle + seq. It is not
+// part of the chain (it can be rebuilt from it) and carries no data.
+func historyKey(handle string, seq uint64) []byte {
+	k := make([]byte, 0, 1+hashLen+8)
+	k = append(k, pfxHistory)
+	k = append(k, mustHex(handle)...)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// Access is one release of a record, as the beneficiary's history shows it.
+type Access struct {
+	Time   time.Time
+	Record string // handle
+	Self   bool   // released to the same chat user who asks now
+	Agent  string // staff label, when a helpdesk agent asked
+	Fields []string
+}
+
+// History returns the latest releases (newest first, at most limit) of the
+// records the grant covers. Only a beneficiary's own grant may read it; the
+// reading is itself audited, before anything is returned.
+func (s *Store) History(ctx context.Context, ref GrantRef, limit int) ([]Access, error) {
+	var out []Access
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	err := s.update(ctx, func(txn *badger.Txn) error {
+		out = out[:0]
+		g, err := s.loadGrant(txn, ref)
+		if err != nil {
+			return err
+		}
+		if g.Audience != AudienceBeneficiary {
+			return ErrNoGrant
+		}
+		var seqs []uint64
+		for _, h := range g.Records {
+			prefix := append([]byte{pfxHistory}, mustHex(h)...)
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+			seek := append(append([]byte{}, prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+			n := 0
+			for it.Seek(seek); it.Valid() && n < 4*limit; it.Next() {
+				k := it.Item().Key()
+				seqs = append(seqs, binary.BigEndian.Uint64(k[len(k)-8:]))
+				n++
+			}
+			it.Close()
+		}
+		slices.Sort(seqs)
+		seqs = slices.Compact(seqs)
+		for i := len(seqs) - 1; i >= 0 && len(out) < limit; i-- {
+			item, err := txn.Get(auditKey(seqs[i]))
+			if err != nil {
+				continue
+			}
+			var e AuditEntry
+			if item.Value(func(v []byte) error { return json.Unmarshal(v, &e) }) != nil || e.Event != EventReleased {
+				continue
+			}
+			if slices.Contains(e.Fields, historyField) {
+				continue // reading the history is not an access to the record
+			}
+			for _, h := range e.Records {
+				if slices.Contains(g.Records, h) {
+					out = append(out, Access{Time: e.Time, Record: h, Self: e.Requester == g.Requester, Agent: e.Agent, Fields: e.Fields})
+				}
+			}
+		}
+		return s.appendAudit(txn, AuditEntry{Event: EventReleased, Requester: g.Requester, Audience: g.Audience,
+			MobileKey: g.MobileKey, Records: g.Records, Fields: []string{historyField}})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: history: %w", err)
+	}
+	if err := s.sync(); err != nil {
+		return nil, err
+	}
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+const historyField = "access_history"

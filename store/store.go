@@ -219,6 +219,7 @@ const (
 	pfxCounter    = 'w' // w + kind + subject hash → window
 	pfxAudit      = 'a' // a + seq (8 bytes BE) → entry
 	pfxReleaseDel = 'd' // d + due time + id → scheduled chat deletion
+	pfxHistory    = 'h' // h + record handle + audit seq → nil
 )
 
 const hashLen = 16

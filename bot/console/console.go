@@ -163,6 +163,10 @@ func render(w io.Writer, r bot.Reply, buttons *[]bot.Button) {
 	}
 	for _, row := range r.Buttons {
 		for _, btn := range row {
+			if btn.Start != "" { // a link into a private chat: the terminal is one already
+				fmt.Fprintf(&b, "     [%s: send /start %s]\n", btn.Text, btn.Start)
+				continue
+			}
 			*buttons = append(*buttons, btn)
 			fmt.Fprintf(&b, "     [%d] %s\n", len(*buttons), btn.Text)
 		}

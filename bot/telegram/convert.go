@@ -2,6 +2,7 @@ package telegram
 
 import (
 	"encoding/json"
+	"net/url"
 	"strconv"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
@@ -74,12 +75,12 @@ func chatKind(c *tgbotapi.Chat) bot.ChatKind {
 // toCalls turns one engine reply into Bot API calls, in order: the message,
 // then the answer to the button press, the deletion of the user's code, and
 // leaving the chat.
-func toCalls(r bot.Reply) []*call {
+func toCalls(r bot.Reply, botUsername string) []*call {
 	var calls []*call
 	chat := strconv.FormatInt(r.ChatID, 10)
 	if r.Text != "" {
 		p := tgbotapi.Params{"chat_id": chat, "text": r.Text}
-		if markup := replyMarkup(r); markup != "" {
+		if markup := replyMarkup(r, botUsername); markup != "" {
 			p["reply_markup"] = markup
 		}
 		if r.Sensitive {
@@ -101,7 +102,7 @@ func toCalls(r bot.Reply) []*call {
 	return calls
 }
 
-func replyMarkup(r bot.Reply) string {
+func replyMarkup(r bot.Reply, botUsername string) string {
 	var v any
 	switch {
 	case len(r.Buttons) > 0:
@@ -109,6 +110,12 @@ func replyMarkup(r bot.Reply) string {
 		for _, row := range r.Buttons {
 			var out []tgbotapi.InlineKeyboardButton
 			for _, b := range row {
+				if b.Start != "" {
+					// A deep link: opens a private chat that sends "/start <token>".
+					link := "https://t.me/" + url.PathEscape(botUsername) + "?start=" + url.QueryEscape(b.Start)
+					out = append(out, tgbotapi.NewInlineKeyboardButtonURL(b.Text, link))
+					continue
+				}
 				out = append(out, tgbotapi.NewInlineKeyboardButtonData(b.Text, b.Data))
 			}
 			rows = append(rows, out)

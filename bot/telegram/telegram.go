@@ -124,7 +124,9 @@ type Bot struct {
 
 	mu       sync.Mutex
 	deleting map[store.Deletion]bool // deletions queued and not yet done
+	warned   map[int64]bool          // chats told that the bot cannot delete there
 	out      *outbox
+	username string // the bot's @username, for deep links
 }
 
 // New checks the options. It does no I/O.
@@ -132,7 +134,7 @@ func New(o Options) (*Bot, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("telegram: %w", err)
 	}
-	return &Bot{o: o, log: o.Logger.With("component", "telegram"), deleting: map[store.Deletion]bool{}}, nil
+	return &Bot{o: o, log: o.Logger.With("component", "telegram"), deleting: map[store.Deletion]bool{}, warned: map[int64]bool{}}, nil
 }
 
 // ErrUnauthorized means Telegram refused the token.
@@ -178,6 +180,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		return err
 	}
 	b.log.Info("connected", "bot", sendAPI.Self.UserName, "mode", map[bool]string{true: "webhook", false: "polling"}[b.o.WebhookURL != ""])
+	b.username = sendAPI.Self.UserName
 	b.out = newOutbox(sendAPI, b.log, b.o.SendWorkers)
 	outDone := make(chan struct{})
 	go func() { defer close(outDone); b.out.run(sendCtx) }()
@@ -270,11 +273,32 @@ func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
 	}
 	group := u.ChatKind != bot.ChatPrivate
 	for _, r := range b.o.Handler.Handle(ctx, u) {
-		for _, c := range toCalls(r) {
-			if c.method == "sendMessage" && r.Sensitive && r.DeleteAfter > 0 {
+		for _, c := range toCalls(r, b.username) {
+			switch {
+			case c.method == "sendMessage" && r.Sensitive && r.DeleteAfter > 0:
 				c.done = b.scheduleDeletion(r.ChatID, r.DeleteAfter)
+			case c.method == "deleteMessage" && r.DeleteFailed != "":
+				c.done = b.warnIfNotDeleted(r.ChatID, r.DeleteFailed, group)
 			}
 			b.out.enqueue(c, group)
+		}
+	}
+}
+
+// warnIfNotDeleted says, once per chat, that the bot lacks the right to
+// delete messages there (Telegram answers 400 "message can't be deleted").
+func (b *Bot) warnIfNotDeleted(chatID int64, notice string, group bool) func(*tgbotapi.APIResponse, error) {
+	return func(_ *tgbotapi.APIResponse, err error) {
+		if err == nil {
+			return
+		}
+		b.mu.Lock()
+		already := b.warned[chatID]
+		b.warned[chatID] = true
+		b.mu.Unlock()
+		if !already {
+			b.out.enqueue(&call{chatID: chatID, method: "sendMessage",
+				params: tgbotapi.Params{"chat_id": strconv.FormatInt(chatID, 10), "text": notice}}, group)
 		}
 	}
 }

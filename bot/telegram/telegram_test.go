@@ -27,8 +27,9 @@ const token = "123456:TEST-token_for-the-fake-bot-api"
 
 // phone is the SMS side: it remembers the last code each number received.
 type phone struct {
-	mu    sync.Mutex
-	codes map[pii.Mobile]string
+	mu     sync.Mutex
+	codes  map[pii.Mobile]string
+	bodies map[pii.Mobile][]string
 }
 
 var sixDigits = regexp.MustCompile(`\b\d{6}\b`)
@@ -37,10 +38,22 @@ func (p *phone) Send(_ context.Context, to pii.Mobile, body string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.codes == nil {
-		p.codes = map[pii.Mobile]string{}
+		p.codes, p.bodies = map[pii.Mobile]string{}, map[pii.Mobile][]string{}
 	}
 	p.codes[to] = sixDigits.FindString(body)
+	p.bodies[to] = append(p.bodies[to], body)
 	return nil
+}
+
+func (p *phone) lastBody(m string) string {
+	mm, _ := pii.ParseMobile(m)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.bodies[mm]
+	if len(b) == 0 {
+		return ""
+	}
+	return b[len(b)-1]
 }
 
 func (p *phone) code(m string) string {
@@ -65,15 +78,30 @@ type lockedBuf struct {
 	b  *bytes.Buffer
 }
 
-func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
 
 // start runs a whole otpgate (store, codes, engine, Telegram adapter)
 // against the fake Bot API. webhook selects the receiving mode.
 func start(t *testing.T, fakeOpts tf.Options, webhook bool) *harness {
-	return startTTL(t, fakeOpts, webhook, 10*time.Minute)
+	return startWith(t, fakeOpts, webhook, nil)
 }
 
 func startTTL(t *testing.T, fakeOpts tf.Options, webhook bool, releaseTTL time.Duration) *harness {
+	return startWith(t, fakeOpts, webhook, func(o *bot.Options) { o.ReleaseTTL = releaseTTL })
+}
+
+// people are the records every harness imports.
+var people = []struct{ ref, name, mobile, id string }{
+	{"50000000000001", "Lakshmi Nair", "9000000301", "700070007001"},
+	{"50000000000002", "Gopal Nair", "9000000301", "700070007002"},
+	{"50000000000003", "Ayesha Siddiqui", "9000000302", "700070007003"},
+}
+
+func startWith(t *testing.T, fakeOpts tf.Options, webhook bool, engine func(*bot.Options)) *harness {
 	t.Helper()
 	fake := tf.New(token, fakeOpts)
 	t.Cleanup(fake.Close)
@@ -87,9 +115,12 @@ func startTTL(t *testing.T, fakeOpts tf.Options, webhook bool, releaseTTL time.D
 	t.Cleanup(func() { st.Close() })
 	h.st = st
 	_, err = st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
-		for i, p := range [][3]string{{"50000000000001", "Lakshmi Nair", "9000000301"}, {"50000000000002", "Gopal Nair", "9000000301"}, {"50000000000003", "Ayesha Siddiqui", "9000000302"}} {
-			m, _ := pii.ParseMobile(p[2])
-			if err := fn(store.ImportRow{Line: i + 1, Record: store.Record{RefID: p[0], Name: p[1], BirthYear: 1960, Gender: "F", Mobile: m}}); err != nil {
+		for i, p := range people {
+			m, _ := pii.ParseMobile(p.mobile)
+			id, _ := pii.NormalizeID(p.id)
+			r := store.ImportRow{Line: i + 1, ID: id, Record: store.Record{RefID: p.ref, Name: p.name, BirthYear: 1960, Gender: "F",
+				Mobile: m, IDType: "aadhaar", IDLast4: id.Last4()}}
+			if err := fn(r); err != nil {
 				return err
 			}
 		}
@@ -106,8 +137,12 @@ func startTTL(t *testing.T, fakeOpts tf.Options, webhook bool, releaseTTL time.D
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.svc.Close(context.Background()) })
-	eng, err := bot.New(bot.Options{Gate: h.svc, Records: st, Channel: "telegram", Logger: log, CodeLength: 6,
-		CodeTTL: 3 * time.Minute, ReleaseTTL: releaseTTL, FloodPerMinute: 1000})
+	eo := bot.Options{Gate: h.svc, Records: st, Channel: "telegram", Logger: log, CodeLength: 6,
+		CodeTTL: 3 * time.Minute, ReleaseTTL: 10 * time.Minute, FloodPerMinute: 1000}
+	if engine != nil {
+		engine(&eo)
+	}
+	eng, err := bot.New(eo)
 	if err != nil {
 		t.Fatal(err)
 	}

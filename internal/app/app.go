@@ -122,6 +122,7 @@ func (c *Core) Engine(channel string) (*bot.Engine, error) {
 	return bot.New(bot.Options{
 		Gate: c.OTP, Records: c.Store, Channel: channel, Logger: c.log,
 		CodeLength: c.OTP.Policy().CodeLength, CodeTTL: c.cfg.OTPTTL, ReleaseTTL: c.cfg.ReleaseDeleteAfter,
+		StaffUsers: c.cfg.StaffUsers, StaffChats: c.cfg.StaffChats,
 	})
 }
 
