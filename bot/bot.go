@@ -19,6 +19,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/ulule/limiter/v3"
 	"github.com/ulule/limiter/v3/drivers/store/memory"
 
@@ -151,6 +153,8 @@ type Options struct {
 	// (group chats) only, and always with the owner's code.
 	StaffUsers []int64
 	StaffChats []int64
+	// Registerer receives the engine's metrics; nil keeps them private.
+	Registerer prometheus.Registerer
 }
 
 func (o *Options) validate() error {
@@ -190,6 +194,8 @@ type Engine struct {
 	flood      *limiter.Limiter
 	staffUsers map[int64]bool
 	staffChats map[int64]bool
+	releases   *prometheus.CounterVec
+	floods     prometheus.Counter
 
 	mu       sync.Mutex
 	sessions map[int64]*session
@@ -199,12 +205,14 @@ type Engine struct {
 // session is what the engine remembers of one chat user. It holds no record
 // data: only where the conversation is and the grant to present.
 type session struct {
-	mu       sync.Mutex
-	lang     string // chosen with /language; "" means follow the client
-	state    state
-	grant    store.GrantRef
-	lastSeen time.Time
-	warned   int64 // the flood window (its reset time) the user was last warned in
+	mu    sync.Mutex
+	lang  string // chosen with /language; "" means follow the client
+	state state
+	grant store.GrantRef
+	// grantAudience is the field set the grant releases, for metrics.
+	grantAudience store.Audience
+	lastSeen      time.Time
+	warned        int64 // the flood window (its reset time) the user was last warned in
 }
 
 type state int
@@ -226,8 +234,14 @@ func New(o Options) (*Engine, error) {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
 	flood := limiter.New(memory.NewStore(), limiter.Rate{Period: time.Minute, Limit: int64(o.FloodPerMinute)})
+	f := promauto.With(o.Registerer)
 	e := &Engine{o: o, log: o.Logger.With("component", "bot"), flood: flood, sessions: map[int64]*session{},
-		staffUsers: map[int64]bool{}, staffChats: map[int64]bool{}}
+		staffUsers: map[int64]bool{}, staffChats: map[int64]bool{},
+		releases: f.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_releases_total",
+			Help: "Messages that carried record fields, by audience and kind (list, record, history)."}, []string{"audience", "kind"}),
+		floods: f.NewCounter(prometheus.CounterOpts{Name: "otpgate_inbound_flood_total",
+			Help: "Messages ignored because their sender exceeded the per-user rate."}),
+	}
 	for _, id := range o.StaffUsers {
 		e.staffUsers[id] = true
 	}
@@ -268,6 +282,7 @@ func (c *conv) flooding() bool {
 	if err != nil || !lc.Reached {
 		return false
 	}
+	c.e.floods.Inc()
 	if c.s.warned != lc.Reset {
 		c.s.warned = lc.Reset
 		c.say(msgSlowDown)
@@ -489,7 +504,7 @@ func (c *conv) verify(code pii.Code, aud store.Audience) {
 		return
 	}
 	c.s.state = stateIdle
-	c.s.grant = g.Ref()
+	c.s.grant, c.s.grantAudience = g.Ref(), g.Audience
 	sums, err := c.e.o.Records.Summaries(c.ctx, c.s.grant)
 	if err != nil {
 		c.e.log.Error("summaries", "err", err)
@@ -503,6 +518,7 @@ func (c *conv) verify(code pii.Code, aud store.Audience) {
 		c.release(sums[0].Handle)
 		c.out[0].DeleteMessage = c.u.MessageID
 	default:
+		c.e.releases.WithLabelValues(string(g.Audience), "list").Inc()
 		r := c.say(msgChoose)
 		r.DeleteMessage = c.u.MessageID
 		r.Sensitive, r.DeleteAfter = true, c.e.o.ReleaseTTL // names are record fields
@@ -524,6 +540,7 @@ func (c *conv) release(handle string) {
 		c.say(msgTryLater)
 		return
 	}
+	c.e.releases.WithLabelValues(string(c.s.grantAudience), "record").Inc()
 	c.out = append(c.out, Reply{
 		ChatID: c.u.ChatID, Text: renderView(c.lang, v, minutes(c.e.o.ReleaseTTL)),
 		Sensitive: true, DeleteAfter: c.e.o.ReleaseTTL,

@@ -15,37 +15,10 @@ import (
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/internal/testfake/phone"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
-
-type phone struct {
-	mu   sync.Mutex
-	msgs map[pii.Mobile][]string
-}
-
-func (p *phone) Send(_ context.Context, to pii.Mobile, body string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.msgs == nil {
-		p.msgs = map[pii.Mobile][]string{}
-	}
-	p.msgs[to] = append(p.msgs[to], body)
-	return nil
-}
-
-var codeRE = regexp.MustCompile(`\b\d{6}\b`)
-
-func (p *phone) code(m string) string {
-	mm, _ := pii.ParseMobile(m)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ms := p.msgs[mm]
-	if len(ms) == 0 {
-		return ""
-	}
-	return codeRE.FindString(ms[len(ms)-1])
-}
 
 type person struct {
 	ref, name, mobile, id string
@@ -62,7 +35,7 @@ type harness struct {
 	eng  *bot.Engine
 	svc  *otp.Service
 	st   *store.Store
-	ph   *phone
+	ph   *phone.Phone
 	logs *syncBuf
 }
 
@@ -106,7 +79,7 @@ func newHarnessFlood(t *testing.T, flood int) *harness {
 	pol.RequestsPerRequesterHr = 1000
 	pol.SendsPerMobileHour, pol.SendsPerMobileDay, pol.SendsPerPrefixHour = 1000, 1000, 1000
 	pol.WrongPerMobile.Max, pol.WrongPerRequester.Max = 1000, 1000
-	ph := &phone{}
+	ph := &phone.Phone{}
 	svc, err := otp.New(otp.Options{Store: st, Sender: ph, CodeKey: ks.Code, Policy: pol, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +128,7 @@ func TestBeneficiaryFlow(t *testing.T) {
 		t.Fatalf("/lookup without a number should offer the contact button: %+v", r)
 	}
 	h.send(t, 1, "९०००० ००२०१") // Devanagari digits
-	code := h.ph.code("9000000201")
+	code := h.ph.Code("9000000201")
 	if code == "" {
 		t.Fatal("no SMS")
 	}
@@ -232,7 +205,7 @@ func TestOddInput(t *testing.T) {
 			}
 		})
 	}
-	if n := len(h.ph.msgs); n != 0 {
+	if n := h.ph.Count(); n != 0 {
 		t.Fatalf("odd input sent %d SMS", n)
 	}
 	// A contact of one's own is accepted, with or without "+".
@@ -280,10 +253,10 @@ func TestRandomisedNoFieldWithoutCode(t *testing.T) {
 			u.Text = "/lookup " + m
 		case 1: // the real code of the mobile this user asked for
 			if m := lastLookup[user]; m != "" {
-				u.Text = h.ph.code(m)
+				u.Text = h.ph.Code(m)
 			}
 		case 2: // a code meant for someone else's mobile
-			u.Text = h.ph.code(mobiles[rng.IntN(2)])
+			u.Text = h.ph.Code(mobiles[rng.IntN(2)])
 		case 3:
 			u.Text = fmt.Sprintf("%06d", rng.IntN(1000000))
 		case 4:
@@ -304,7 +277,7 @@ func TestRandomisedNoFieldWithoutCode(t *testing.T) {
 		// Which mobile's code is this, if any? Read the phone before acting.
 		codeFor := ""
 		for _, m := range mobiles {
-			if c := h.ph.code(m); c != "" && c == u.Text && lastLookup[user] == m {
+			if c := h.ph.Code(m); c != "" && c == u.Text && lastLookup[user] == m {
 				codeFor = m
 			}
 		}
@@ -353,7 +326,7 @@ func TestRandomisedNoFieldWithoutCode(t *testing.T) {
 func TestLogsOfAWholeFlowCarryNoPII(t *testing.T) {
 	h := newHarness(t)
 	h.send(t, 1, "/lookup +91 90000 00201")
-	code := h.ph.code("9000000201")
+	code := h.ph.Code("9000000201")
 	h.send(t, 1, "111111")
 	r := h.send(t, 1, code)
 	h.eng.Handle(context.Background(), bot.Update{ChatID: 1, UserID: 1, Callback: &bot.Callback{ID: "c", Data: r[0].Buttons[0][0].Data}})
@@ -415,7 +388,7 @@ func TestGroupsGetExplanationAndLeave(t *testing.T) {
 	if r := h.eng.Handle(context.Background(), bot.Update{ChatID: -100, UserID: 5, ChatKind: bot.ChatGroup, Text: "hello"}); len(r) != 0 {
 		t.Fatalf("chatter in a group should get silence: %+v", r)
 	}
-	if len(h.ph.msgs) != 0 {
+	if h.ph.Count() != 0 {
 		t.Fatal("a group message sent an SMS")
 	}
 }

@@ -185,6 +185,7 @@ func (c *conv) history() {
 		}
 		b.WriteString(text(c.lang, msgHistoryLine, a.Time.In(ist).Format("2006-01-02 15:04"), who, what))
 	}
+	c.e.releases.WithLabelValues(string(store.AudienceBeneficiary), "history").Inc()
 	r := c.sayText(b.String())
 	r.Sensitive, r.DeleteAfter = true, c.e.o.ReleaseTTL
 }

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ulule/limiter/v3"
 	"github.com/ulule/limiter/v3/drivers/store/memory"
 
@@ -128,8 +129,10 @@ type Options struct {
 	Templates Templates
 	Logger    *slog.Logger
 	Now       func() time.Time // clock; nil means time.Now
-	Workers   int              // background senders; default 4
-	Queue     int              // pending requests; default 1024
+	// Registerer receives the service's metrics; nil keeps them private.
+	Registerer prometheus.Registerer
+	Workers    int // background senders; default 4
+	Queue      int // pending requests; default 1024
 }
 
 func (o *Options) validate() error {
@@ -187,6 +190,7 @@ type Service struct {
 	tpl    Templates
 	log    *slog.Logger
 	now    func() time.Time
+	m      *metrics
 
 	perRequester, perMobileHour, perMobileDay, perPrefix, global *limiter.Limiter
 
@@ -213,6 +217,7 @@ func New(o Options) (*Service, error) {
 		store: o.Store, sender: o.Sender, key: o.CodeKey, pol: o.Policy, tpl: o.Templates,
 		log:           o.Logger.With("component", "otp"),
 		now:           o.Now,
+		m:             newMetrics(o.Registerer),
 		perRequester:  lim(o.Policy.RequestsPerRequesterHr, time.Hour),
 		perMobileHour: lim(o.Policy.SendsPerMobileHour, time.Hour),
 		perMobileDay:  lim(o.Policy.SendsPerMobileDay, 24*time.Hour),
@@ -349,6 +354,7 @@ func (s *Service) handle(r Request) {
 }
 
 func (s *Service) issueAndSend(ctx context.Context, r Request, log *slog.Logger) error {
+	s.m.requested.Inc()
 	requested := store.AuditEntry{Event: store.EventCodeRequested, Requester: r.Requester, Agent: r.Agent, Audience: r.Audience}
 	if rc, err := s.perRequester.Get(ctx, "req:"+s.subject(r.Requester)); err != nil {
 		return err
@@ -384,6 +390,7 @@ func (s *Service) issueAndSend(ctx context.Context, r Request, log *slog.Logger)
 	}
 	if outcome != store.IssueStored {
 		log.Info("code not sent", "reason", outcome)
+		s.m.limited.WithLabelValues(string(outcome)).Inc()
 		return nil
 	}
 	s.countSend(ctx, t)
@@ -395,9 +402,12 @@ func (s *Service) issueAndSend(ctx context.Context, r Request, log *slog.Logger)
 	if err := s.sender.Send(ctx, t.Mobile, body); err != nil {
 		log.Warn("code delivery failed", "err", err)
 		sent.Event, sent.Outcome = store.EventDeliveryFailed, deliveryOutcome(err)
+		s.m.smsErrors.WithLabelValues(sent.Outcome).Inc()
 		return s.store.Audit(ctx, sent)
 	}
 	log.Info("code sent")
+	s.m.sent.Inc()
+	s.m.nSent.Add(1)
 	sent.Event = store.EventCodeSent
 	return s.store.Audit(ctx, sent)
 }
@@ -407,6 +417,7 @@ func (s *Service) issueAndSend(ctx context.Context, r Request, log *slog.Logger)
 // nothing about this target), and the reason is audited.
 func (s *Service) notSent(ctx context.Context, log *slog.Logger, e store.AuditEntry, reason string) error {
 	log.Info("code not sent", "reason", reason)
+	s.m.limited.WithLabelValues(reason).Inc()
 	e.Outcome = reason
 	return errors.Join(s.store.CancelChallenge(ctx, e.Requester, string(e.Audience)), s.store.Audit(ctx, e))
 }
@@ -491,10 +502,12 @@ func (s *Service) Verify(ctx context.Context, requester string, audience store.A
 		return store.Grant{}, err
 	}
 	log := s.log.With("requester", s.subject(requester), "audience", audience)
+	s.m.verified.WithLabelValues(string(outcome)).Inc()
 	if outcome != store.VerifyOK {
 		log.Info("code rejected", "outcome", outcome)
 		return store.Grant{}, &RejectedError{Outcome: outcome}
 	}
+	s.m.nVerified.Add(1)
 	log.Info("code verified", "records", len(g.Records))
 	return g, nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -13,52 +12,10 @@ import (
 
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/internal/testfake/phone"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
-
-// phone is an in-memory Sender: the messages each number received.
-type phone struct {
-	mu   sync.Mutex
-	msgs map[pii.Mobile][]string
-	fail error
-}
-
-func (p *phone) Send(ctx context.Context, to pii.Mobile, body string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.fail != nil {
-		return p.fail
-	}
-	if p.msgs == nil {
-		p.msgs = map[pii.Mobile][]string{}
-	}
-	p.msgs[to] = append(p.msgs[to], body)
-	return nil
-}
-
-var codeRE = regexp.MustCompile(`\b\d{6}\b`)
-
-// last returns the code in the last SMS to m, or "".
-func (p *phone) last(m pii.Mobile) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ms := p.msgs[m]
-	if len(ms) == 0 {
-		return ""
-	}
-	return codeRE.FindString(ms[len(ms)-1])
-}
-
-func (p *phone) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, ms := range p.msgs {
-		n += len(ms)
-	}
-	return n
-}
 
 type clock struct {
 	mu sync.Mutex
@@ -72,7 +29,7 @@ type fixture struct {
 	clk  *clock
 	st   *store.Store
 	svc  *otp.Service
-	ph   *phone
+	ph   *phone.Phone
 	logs *bytes.Buffer
 }
 
@@ -109,7 +66,7 @@ func newFixture(t *testing.T, mutate func(*otp.Policy)) *fixture {
 	if mutate != nil {
 		mutate(&pol)
 	}
-	f := &fixture{clk: clk, st: st, ph: &phone{}, logs: &bytes.Buffer{}}
+	f := &fixture{clk: clk, st: st, ph: &phone.Phone{}, logs: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(&lockedBuffer{b: f.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.svc, err = otp.New(otp.Options{Store: st, Sender: f.ph, CodeKey: ks.Code, Policy: pol, Logger: log, Now: clk.Now})
 	if err != nil {
@@ -149,7 +106,7 @@ func (f *fixture) request(t *testing.T, requester, mobile string) {
 func TestCodeRoundTrip(t *testing.T) {
 	f := newFixture(t, nil)
 	f.request(t, "tg:1", "+91 90000 00101")
-	code := f.ph.last(mob("9000000101"))
+	code := f.ph.Code("9000000101")
 	if code == "" {
 		t.Fatal("no SMS with a 6-digit code")
 	}
@@ -169,7 +126,7 @@ func TestCodeRoundTrip(t *testing.T) {
 func TestConcurrentCorrectSubmissionsGiveOneGrant(t *testing.T) {
 	f := newFixture(t, nil)
 	f.request(t, "tg:1", "9000000102")
-	code := pii.Code(f.ph.last(mob("9000000102")))
+	code := pii.Code(f.ph.Code("9000000102"))
 	const n = 32
 	var (
 		wg     sync.WaitGroup
@@ -216,7 +173,7 @@ func TestRejectionsLookAlike(t *testing.T) {
 	check("tg:none", "123456") // no code requested
 
 	f.request(t, "tg:1", "9000000101")
-	right := pii.Code(f.ph.last(mob("9000000101")))
+	right := pii.Code(f.ph.Code("9000000101"))
 	wrong := pii.Code("000000")
 	if right == wrong {
 		wrong = "000001"
@@ -227,14 +184,14 @@ func TestRejectionsLookAlike(t *testing.T) {
 	check("tg:1", right) // dead after 3 wrong
 
 	f.request(t, "tg:1", "9000000101")
-	right = pii.Code(f.ph.last(mob("9000000101")))
+	right = pii.Code(f.ph.Code("9000000101"))
 	if _, err := f.svc.Verify(ctx, "tg:1", store.AudienceBeneficiary, right); err != nil {
 		t.Fatal(err)
 	}
 	check("tg:1", right) // used
 
 	f.request(t, "tg:1", "9000000101")
-	right = pii.Code(f.ph.last(mob("9000000101")))
+	right = pii.Code(f.ph.Code("9000000101"))
 	f.clk.Add(3*time.Minute + time.Second)
 	check("tg:1", right) // expired
 
@@ -245,7 +202,7 @@ func TestRejectionsLookAlike(t *testing.T) {
 		f.svc.Verify(ctx, "tg:1", store.AudienceBeneficiary, wrong)
 	}
 	f.clk.Add(2 * time.Minute)
-	check("tg:1", pii.Code(f.ph.last(mob("9000000102"))))
+	check("tg:1", pii.Code(f.ph.Code("9000000102")))
 	want := []store.VerifyOutcome{store.VerifyNoChallenge, store.VerifyWrong, store.VerifyWrong, store.VerifyWrong, store.VerifyCodeDead, store.VerifyUsed,
 		store.VerifyExpired, store.VerifyRequesterLocked}
 	if len(outcomes) != len(want) {
@@ -261,9 +218,9 @@ func TestRejectionsLookAlike(t *testing.T) {
 func TestResendReplacesCode(t *testing.T) {
 	f := newFixture(t, func(p *otp.Policy) { p.ResendCooldown = 0 })
 	f.request(t, "tg:1", "9000000102")
-	first := f.ph.last(mob("9000000102"))
+	first := f.ph.Code("9000000102")
 	f.request(t, "tg:1", "9000000102")
-	second := f.ph.last(mob("9000000102"))
+	second := f.ph.Code("9000000102")
 	if first == second {
 		t.Skip("the two random codes collided (1 in a million)")
 	}
@@ -303,7 +260,7 @@ func TestSendLimits(t *testing.T) {
 			for _, r := range c.reqs {
 				f.request(t, r.who, r.mobile)
 			}
-			if got := f.ph.count(); got != c.sent {
+			if got := f.ph.Count(); got != c.sent {
 				t.Fatalf("sent %d SMS, want %d", got, c.sent)
 			}
 			// Every request left an audit trace, sent or not.
@@ -317,7 +274,7 @@ func TestSendLimits(t *testing.T) {
 
 func TestDeliveryFailureAudited(t *testing.T) {
 	f := newFixture(t, nil)
-	f.ph.fail = errors.Join(otp.ErrPermanent, otp.ErrUnsubscribed)
+	f.ph.Fail(errors.Join(otp.ErrPermanent, otp.ErrUnsubscribed))
 	f.request(t, "tg:1", "9000000102")
 	es, _ := f.st.AuditEntries(context.Background(), func(e store.AuditEntry) bool { return e.Event == store.EventDeliveryFailed })
 	if len(es) != 1 || es[0].Outcome != "unsubscribed" {
@@ -328,7 +285,7 @@ func TestDeliveryFailureAudited(t *testing.T) {
 func TestLogsCarryNoSecrets(t *testing.T) {
 	f := newFixture(t, nil)
 	f.request(t, "tg:1", "9000000101")
-	code := f.ph.last(mob("9000000101"))
+	code := f.ph.Code("9000000101")
 	f.svc.Verify(context.Background(), "tg:1", store.AudienceBeneficiary, "999999")
 	f.svc.Verify(context.Background(), "tg:1", store.AudienceBeneficiary, pii.Code(code))
 	logs := f.logs.String()

@@ -76,16 +76,9 @@ func (s *Store) appendAudit(txn *badger.Txn, entries ...AuditEntry) error {
 			return err
 		}
 	}
-	var head auditHead
-	item, err := txn.Get(keyAuditHead)
-	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
-	case err != nil:
+	head, err := readHead(txn)
+	if err != nil {
 		return err
-	default:
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &head) }); err != nil {
-			return fmt.Errorf("store: audit head: %w", err)
-		}
 	}
 	for _, e := range entries {
 		e.Seq = head.Seq + 1
@@ -108,6 +101,25 @@ func (s *Store) appendAudit(txn *badger.Txn, entries ...AuditEntry) error {
 	}
 	hb, _ := json.Marshal(head)
 	return txn.Set(keyAuditHead, hb)
+}
+
+var errHeadUnreadable = errors.New("store: audit head unreadable")
+
+// readHead returns the chain head: the last sequence number and MAC, zero
+// for an empty chain.
+func readHead(txn *badger.Txn) (auditHead, error) {
+	var head auditHead
+	item, err := txn.Get(keyAuditHead)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return head, nil
+	case err != nil:
+		return head, err
+	}
+	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &head) }); err != nil {
+		return head, errHeadUnreadable
+	}
+	return head, nil
 }
 
 // Audit appends entries on their own and syncs them to disk.
@@ -136,16 +148,12 @@ func (p *AuditProblem) Error() string {
 func (s *Store) VerifyAudit(ctx context.Context) (uint64, error) {
 	var n uint64
 	err := s.db.View(func(txn *badger.Txn) error {
-		var head auditHead
-		item, err := txn.Get(keyAuditHead)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-		case err != nil:
+		head, err := readHead(txn)
+		if errors.Is(err, errHeadUnreadable) {
+			return broken(0, "head unreadable")
+		}
+		if err != nil {
 			return err
-		default:
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &head) }); err != nil {
-				return broken(0, "head unreadable")
-			}
 		}
 		prev := ""
 		expect := uint64(1)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // caller makes one Bot API call. *tgbotapi.BotAPI implements it.
@@ -75,6 +76,9 @@ type outbox struct {
 
 	work chan *call
 	wg   sync.WaitGroup
+
+	health        *health            // nil in unit tests
+	tooManyMetric prometheus.Counter // nil in unit tests
 }
 
 func newOutbox(api caller, log *slog.Logger, workers int) *outbox {
@@ -236,6 +240,13 @@ func (o *outbox) worker(ctx context.Context) {
 // a transient failure keeps it at the head of its chat, paused.
 func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 	retryIn, permanent := classify(err)
+	if o.health != nil {
+		if err == nil || permanent { // Telegram answered
+			o.health.ok()
+		} else {
+			o.health.fail()
+		}
+	}
 	o.mu.Lock()
 	q := o.chats[c.chatID]
 	q.inFlight = false
@@ -244,6 +255,9 @@ func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 		var tg *tgbotapi.Error
 		if errors.As(err, &tg) && tg.Code == http.StatusTooManyRequests {
 			o.tooMany++
+			if o.tooManyMetric != nil {
+				o.tooManyMetric.Inc()
+			}
 		}
 		if retryIn == 0 {
 			retryIn = backoff(q.failures)

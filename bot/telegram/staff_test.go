@@ -64,7 +64,7 @@ func TestStaffLookupReleasesOnlyInPrivate(t *testing.T) {
 		t.Fatal("the lookup (it names a person) was not removed from the group")
 	}
 	h.idle(t)
-	sms := h.ph.lastBody("9000000302")
+	sms := h.ph.Last("9000000302")
 	if !strings.Contains(sms, fmt.Sprintf("helpdesk agent #%d", agentA)) {
 		t.Fatalf("consent SMS does not name the agent: %q", sms)
 	}
@@ -73,7 +73,7 @@ func TestStaffLookupReleasesOnlyInPrivate(t *testing.T) {
 	private := tf.Private(agentA)
 	h.fake.SendText(private, agent, "/start "+token)
 	h.wait(t, agentA, 1)
-	h.fake.SendText(private, agent, h.ph.code("9000000302"))
+	h.fake.SendText(private, agent, h.ph.Code("9000000302"))
 	rec := h.wait(t, agentA, 2)[1]
 	if !strings.Contains(rec.Text, "Ayesha Siddiqui") || !rec.ProtectContent {
 		t.Fatalf("staff release: %+v", rec)
@@ -98,7 +98,7 @@ func TestStaffLookupReleasesOnlyInPrivate(t *testing.T) {
 	h.fake.SendText(tf.Private(9302), owner, "/lookup 9000000302")
 	h.wait(t, 9302, 1)
 	h.idle(t)
-	h.fake.SendText(tf.Private(9302), owner, h.ph.code("9000000302"))
+	h.fake.SendText(tf.Private(9302), owner, h.ph.Code("9000000302"))
 	h.wait(t, 9302, 2)
 	h.fake.SendText(tf.Private(9302), owner, "/history")
 	hist := h.wait(t, 9302, 3)[2]
@@ -167,7 +167,7 @@ func TestWhoMayStartALookup(t *testing.T) {
 		t.Fatalf("unknown group: %q", m.Text)
 	}
 	h.idle(t)
-	if h.ph.code("9000000301") != "" {
+	if h.ph.Code("9000000301") != "" {
 		t.Fatal("an SMS was sent for a lookup nobody was allowed to start")
 	}
 	// Staff in a private chat cannot start a staff lookup: /lookup there is
@@ -235,7 +235,7 @@ func TestRandomisedGroupsLeakNothing(t *testing.T) {
 			h.fake.SendText(groupChat(helpdesk), u, "/lookup "+idents[rng.IntN(len(idents))])
 		case 2:
 			u := others[rng.IntN(2)]
-			h.fake.SendText(groupChat(helpdesk), u, []string{"/lookup 9000000301", "my code is " + h.ph.code("9000000301"), "hi all", "/start"}[rng.IntN(4)])
+			h.fake.SendText(groupChat(helpdesk), u, []string{"/lookup 9000000301", "my code is " + h.ph.Code("9000000301"), "hi all", "/start"}[rng.IntN(4)])
 		case 3:
 			u := append(staff, others...)[rng.IntN(4)]
 			if len(tokens) > 0 {
@@ -243,7 +243,7 @@ func TestRandomisedGroupsLeakNothing(t *testing.T) {
 			}
 		case 4:
 			u := append(staff, others...)[rng.IntN(4)]
-			h.fake.SendText(tf.Private(u.ID), u, []string{h.ph.code("9000000301"), h.ph.code("9000000302"), "123456"}[rng.IntN(3)])
+			h.fake.SendText(tf.Private(u.ID), u, []string{h.ph.Code("9000000301"), h.ph.Code("9000000302"), "123456"}[rng.IntN(3)])
 		case 5:
 			u := others[rng.IntN(2)]
 			h.fake.SendText(groupChat(stranger), u, "/lookup 9000000301")

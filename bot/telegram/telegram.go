@@ -24,6 +24,7 @@ import (
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/store"
@@ -69,6 +70,8 @@ type Options struct {
 	ShutdownTimeout time.Duration // bound on finishing work and flushing sends; default 10s
 	// HTTPTransport, when set, replaces the default transport (tests).
 	HTTPTransport http.RoundTripper
+	// Registerer receives the adapter's metrics; nil keeps them private.
+	Registerer prometheus.Registerer
 }
 
 func (o *Options) validate() error {
@@ -127,6 +130,8 @@ type Bot struct {
 	warned   map[int64]bool          // chats told that the bot cannot delete there
 	out      *outbox
 	username string // the bot's @username, for deep links
+	health   health
+	m        *metrics
 }
 
 // New checks the options. It does no I/O.
@@ -134,7 +139,14 @@ func New(o Options) (*Bot, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("telegram: %w", err)
 	}
-	return &Bot{o: o, log: o.Logger.With("component", "telegram"), deleting: map[store.Deletion]bool{}, warned: map[int64]bool{}}, nil
+	b := &Bot{o: o, log: o.Logger.With("component", "telegram"), deleting: map[store.Deletion]bool{}, warned: map[int64]bool{}}
+	b.m = newMetrics(o.Registerer, func() float64 {
+		if out := b.outbox(); out != nil {
+			return float64(out.depth())
+		}
+		return 0
+	})
+	return b, nil
 }
 
 // ErrUnauthorized means Telegram refused the token.
@@ -180,8 +192,12 @@ func (b *Bot) Run(ctx context.Context) error {
 		return err
 	}
 	b.log.Info("connected", "bot", sendAPI.Self.UserName, "mode", map[bool]string{true: "webhook", false: "polling"}[b.o.WebhookURL != ""])
-	b.username = sendAPI.Self.UserName
-	b.out = newOutbox(sendAPI, b.log, b.o.SendWorkers)
+	b.health.ok()
+	out := newOutbox(sendAPI, b.log, b.o.SendWorkers)
+	out.health, out.tooManyMetric = &b.health, b.m.tooMany
+	b.mu.Lock()
+	b.username, b.out = sendAPI.Self.UserName, out
+	b.mu.Unlock()
 	outDone := make(chan struct{})
 	go func() { defer close(outDone); b.out.run(sendCtx) }()
 	b.registerCommands()
@@ -192,8 +208,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	d := newDispatcher(b.o.Workers, b.o.QueuePerWorker, func(u tgbotapi.Update) { b.handle(workCtx, u) }, b.log)
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); b.sweepDeletions(ctx) }()
+	go func() { defer wg.Done(); b.probe(ctx, sendAPI) }()
 
 	var runErr error
 	if b.o.WebhookURL != "" {
@@ -242,6 +259,7 @@ func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher)
 			if ctx.Err() != nil {
 				break
 			}
+			b.health.fail()
 			failures++
 			wait := backoff(failures)
 			b.log.Warn("getUpdates failed", "err", redactErr(err), "retry_in", wait)
@@ -252,6 +270,7 @@ func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher)
 			continue
 		}
 		failures = 0
+		b.health.ok()
 		for _, u := range updates {
 			offset = u.UpdateID + 1
 			d.dispatch(u)
@@ -268,6 +287,7 @@ func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher)
 // handle runs one update through the engine and queues the replies.
 func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
 	u, ok := toUpdate(tu)
+	b.m.updates.WithLabelValues(updateKind(tu, ok)).Inc()
 	if !ok {
 		return
 	}
@@ -457,4 +477,51 @@ func chatOf(u tgbotapi.Update) int64 {
 		return u.CallbackQuery.From.ID
 	}
 	return 0
+}
+
+// outbox returns the send queue once Run has built it.
+func (b *Bot) outbox() *outbox {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.out
+}
+
+// probe keeps the reachability check honest when nothing else talks to
+// Telegram for a while (webhook mode, quiet hours): a getMe every 20 s of
+// silence.
+func (b *Bot) probe(ctx context.Context, api *tgbotapi.BotAPI) {
+	t := time.NewTicker(20 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.health.mu.Lock()
+		quiet := time.Since(b.health.lastOK) > 20*time.Second
+		b.health.mu.Unlock()
+		if !quiet {
+			continue
+		}
+		if _, err := api.MakeRequest("getMe", nil); err != nil {
+			b.health.fail()
+			b.log.Warn("getMe failed", "err", redactErr(err))
+		} else {
+			b.health.ok()
+		}
+	}
+}
+
+// updateKind names an update for metrics.
+func updateKind(u tgbotapi.Update, handled bool) string {
+	switch {
+	case u.CallbackQuery != nil:
+		return "callback"
+	case u.MyChatMember != nil:
+		return "membership"
+	case u.Message != nil && handled:
+		return "message"
+	}
+	return "ignored"
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/otpgate/otpgate/bot/telegram"
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/internal/testfake/phone"
 	tf "github.com/otpgate/otpgate/internal/testfake/telegramfake"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
@@ -25,48 +25,10 @@ import (
 
 const token = "123456:TEST-token_for-the-fake-bot-api"
 
-// phone is the SMS side: it remembers the last code each number received.
-type phone struct {
-	mu     sync.Mutex
-	codes  map[pii.Mobile]string
-	bodies map[pii.Mobile][]string
-}
-
-var sixDigits = regexp.MustCompile(`\b\d{6}\b`)
-
-func (p *phone) Send(_ context.Context, to pii.Mobile, body string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.codes == nil {
-		p.codes, p.bodies = map[pii.Mobile]string{}, map[pii.Mobile][]string{}
-	}
-	p.codes[to] = sixDigits.FindString(body)
-	p.bodies[to] = append(p.bodies[to], body)
-	return nil
-}
-
-func (p *phone) lastBody(m string) string {
-	mm, _ := pii.ParseMobile(m)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	b := p.bodies[mm]
-	if len(b) == 0 {
-		return ""
-	}
-	return b[len(b)-1]
-}
-
-func (p *phone) code(m string) string {
-	mm, _ := pii.ParseMobile(m)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.codes[mm]
-}
-
 type harness struct {
 	opts telegram.Options
 	fake *tf.Server
-	ph   *phone
+	ph   *phone.Phone
 	svc  *otp.Service
 	st   *store.Store
 	logs *bytes.Buffer
@@ -106,7 +68,7 @@ func startWith(t *testing.T, fakeOpts tf.Options, webhook bool, engine func(*bot
 	fake := tf.New(token, fakeOpts)
 	t.Cleanup(fake.Close)
 	ks, _ := keys.Derive(bytes.Repeat([]byte{4}, 32))
-	h := &harness{fake: fake, ph: &phone{}, logs: &bytes.Buffer{}}
+	h := &harness{fake: fake, ph: &phone.Phone{}, logs: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(&lockedBuf{b: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit, Logger: log})
 	if err != nil {
@@ -225,7 +187,7 @@ func flow(t *testing.T, h *harness, user int64, mobile string) tf.SentMessage {
 	h.fake.SendText(chat, from, mobile)
 	h.wait(t, user, base+2)
 	h.idle(t)
-	code := h.ph.code(mobile)
+	code := h.ph.Code(mobile)
 	codeMsg := h.fake.SendText(chat, from, code)
 	msgs = h.wait(t, user, base+3)
 	chooser := msgs[base+2]
@@ -372,13 +334,13 @@ func TestContactOfAnotherUserRefused(t *testing.T) {
 		t.Fatalf("reply to another user's contact: %q", msgs[1].Text)
 	}
 	h.idle(t)
-	if h.ph.code("9000000301") != "" {
+	if h.ph.Code("9000000301") != "" {
 		t.Fatal("an SMS went to a contact that is not the sender's")
 	}
 	h.fake.ShareContact(chat, from, "919000000302", 4001) // their own, without "+"
 	h.wait(t, 4001, 3)
 	h.idle(t)
-	if h.ph.code("9000000302") == "" {
+	if h.ph.Code("9000000302") == "" {
 		t.Fatal("the sender's own contact was not accepted")
 	}
 }
@@ -411,7 +373,7 @@ func TestAnyUpdateIsSafe(t *testing.T) {
 		t.Fatalf("group message: %+v", g)
 	}
 	h.idle(t)
-	if h.ph.code("9000000301") != "" {
+	if h.ph.Code("9000000301") != "" {
 		t.Fatal("an edited message or channel post started a lookup")
 	}
 }

@@ -7,39 +7,17 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"regexp"
-	"sync"
 	"time"
 
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/bot/telegram"
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/internal/testfake/phone"
 	tf "github.com/otpgate/otpgate/internal/testfake/telegramfake"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
-
-// phone remembers the last code each mobile received.
-type phone struct {
-	mu    sync.Mutex
-	codes map[pii.Mobile]string
-}
-
-var sixDigits = regexp.MustCompile(`\b\d{6}\b`)
-
-func (p *phone) Send(_ context.Context, to pii.Mobile, body string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.codes[to] = sixDigits.FindString(body)
-	return nil
-}
-
-func (p *phone) code(m pii.Mobile) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.codes[m]
-}
 
 // benchTelegram: a burst of users, each doing the whole beneficiary flow
 // (/lookup with the mobile, the code, a button, the record) against a fake
@@ -78,7 +56,7 @@ func benchTelegram(args []string) error {
 	if err != nil {
 		return err
 	}
-	ph := &phone{codes: map[pii.Mobile]string{}}
+	ph := &phone.Phone{}
 	pol := otp.DefaultPolicy()
 	// One burst from many numbers in one range is exactly what the SMS caps
 	// are there to stop; lift them for this measurement of Telegram pacing.
@@ -134,7 +112,7 @@ func benchTelegram(args []string) error {
 			got := byChat[u.chat.ID]
 			switch {
 			case u.step == 0 && len(got) >= 1:
-				if c := ph.code(mobiles[i]); c != "" {
+				if c := ph.Code(mobiles[i].E164()); c != "" {
 					fake.SendText(u.chat, u.from, c)
 					u.step = 1
 				}

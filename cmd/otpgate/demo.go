@@ -71,7 +71,7 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	out := console.NewWriter(e.stdout)
 	// The demo's terminal is the chat: only warnings go to standard error.
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	core, err := app.OpenCore(cfg, smsconsole.New(out), log)
+	core, err := app.OpenCore(cfg, smsconsole.New(out), log, nil)
 	if err != nil {
 		return err
 	}

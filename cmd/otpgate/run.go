@@ -31,6 +31,8 @@ func commands() []command {
 		{"demo", "run everything locally: sample data, a terminal chat, SMS shown on screen", runDemo},
 		{"import", "load records from a JSON Lines or CSV file", runImport},
 		{"audit", "verify the audit chain, or export it as JSON Lines", runAudit},
+		{"backup", "write an encrypted backup of the data directory, even while serve runs", runBackup},
+		{"restore", "restore a backup into an empty data directory", runRestore},
 		{"config", "print every setting with its default and description", runConfig},
 	}
 }

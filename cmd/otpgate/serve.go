@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/otpgate/otpgate/bot/telegram"
@@ -42,11 +43,13 @@ func runServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	log := app.NewLogger(e.stderr, cfg)
+	mainLog := log.With("component", "serve")
 	sender, err := smsSender(cfg, e, log)
 	if err != nil {
 		return err
 	}
-	core, err := app.OpenCore(cfg, sender, log)
+	reg := app.NewRegistry()
+	core, err := app.OpenCore(cfg, sender, log, reg)
 	if err != nil {
 		return err
 	}
@@ -54,7 +57,7 @@ func runServe(ctx context.Context, args []string, e env) error {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := core.Close(cctx); err != nil {
-			log.Error("shutdown", "err", err)
+			mainLog.Error("shutdown", "err", err)
 		}
 	}()
 	eng, err := core.Engine("telegram")
@@ -64,15 +67,42 @@ func runServe(ctx context.Context, args []string, e env) error {
 	tg, err := telegram.New(telegram.Options{
 		Token: cfg.TelegramToken.Reveal(), APIURL: cfg.TelegramAPIURL, Handler: eng, Deletions: core.Store, Logger: log,
 		WebhookURL: cfg.WebhookURL, WebhookListen: cfg.WebhookListen, WebhookSecret: cfg.WebhookSecret.Reveal(),
+		Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
+	if cfg.OpsListen != "" {
+		ops, err := app.StartOps(app.OpsOptions{
+			Addr: cfg.OpsListen, Registry: reg, Logger: log,
+			Checks: map[string]app.Check{
+				"store": core.Store.Ping,
+				"telegram": func(context.Context) error {
+					if !tg.Reachable() {
+						return errors.New("telegram not reachable")
+					}
+					return nil
+				},
+				// serve does not start without a provider (config checks); the
+				// check states it for operators reading /readyz.
+				"sms": func(context.Context) error { return nil },
+			},
+			Extra: map[string]http.Handler{"GET /backup": app.BackupHandler(core.Store, core.Keys, log)},
+		})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = ops.Shutdown(sctx)
+		}()
+	}
 	stopGC := core.CollectGarbage(ctx)
 	defer stopGC()
-	log.Info("otpgate serving", "data_dir", cfg.DataDir, "sms", cfg.SMSProvider)
+	mainLog.Info("otpgate serving", "data_dir", cfg.DataDir, "sms", cfg.SMSProvider)
 	err = tg.Run(ctx)
-	log.Info("otpgate stopped")
+	mainLog.Info("otpgate stopped")
 	return err
 }
 
@@ -83,7 +113,7 @@ func smsSender(cfg config.Config, e env, log *slog.Logger) (otp.Sender, error) {
 	if cfg.SMSProvider == config.ProviderConsole {
 		const warn = "DEVELOPMENT MODE: SMS codes are printed on this terminal, not sent. Never run this in production."
 		fmt.Fprintln(e.stderr, "!!! "+warn+" !!!")
-		log.Warn(warn)
+		log.Warn(warn, "component", "serve")
 		return smsconsole.New(e.stdout), nil
 	}
 	return twilio.New(twilio.Options{

@@ -7,10 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/internal/config"
@@ -18,15 +19,6 @@ import (
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
-
-// NewLogger builds the process logger: text or JSON, at the configured level.
-func NewLogger(w io.Writer, cfg config.Config) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
 
 // OpenStore derives the keys from the master key and opens the data
 // directory.
@@ -96,11 +88,14 @@ type Core struct {
 	Keys   keys.Set
 	log    *slog.Logger
 	cfg    config.Config
+	reg    prometheus.Registerer
 	closed bool
 }
 
-// OpenCore opens the store and starts the code service with sender.
-func OpenCore(cfg config.Config, sender otp.Sender, log *slog.Logger) (*Core, error) {
+// OpenCore opens the store and starts the code service with sender. reg,
+// when not nil, receives the metrics of the service and of the engines
+// built from the core.
+func OpenCore(cfg config.Config, sender otp.Sender, log *slog.Logger, reg prometheus.Registerer) (*Core, error) {
 	tpl, err := Templates(cfg)
 	if err != nil {
 		return nil, err
@@ -109,12 +104,12 @@ func OpenCore(cfg config.Config, sender otp.Sender, log *slog.Logger) (*Core, er
 	if err != nil {
 		return nil, err
 	}
-	svc, err := otp.New(otp.Options{Store: st, Sender: sender, CodeKey: ks.Code, Policy: Policy(cfg), Templates: tpl, Logger: log})
+	svc, err := otp.New(otp.Options{Store: st, Sender: sender, CodeKey: ks.Code, Policy: Policy(cfg), Templates: tpl, Logger: log, Registerer: reg})
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	return &Core{Store: st, OTP: svc, Keys: ks, log: log, cfg: cfg}, nil
+	return &Core{Store: st, OTP: svc, Keys: ks, log: log, cfg: cfg, reg: reg}, nil
 }
 
 // Engine builds a conversation engine for channel over the core.
@@ -122,7 +117,7 @@ func (c *Core) Engine(channel string) (*bot.Engine, error) {
 	return bot.New(bot.Options{
 		Gate: c.OTP, Records: c.Store, Channel: channel, Logger: c.log,
 		CodeLength: c.OTP.Policy().CodeLength, CodeTTL: c.cfg.OTPTTL, ReleaseTTL: c.cfg.ReleaseDeleteAfter,
-		StaffUsers: c.cfg.StaffUsers, StaffChats: c.cfg.StaffChats,
+		StaffUsers: c.cfg.StaffUsers, StaffChats: c.cfg.StaffChats, Registerer: c.reg,
 	})
 }
 
@@ -141,7 +136,7 @@ func (c *Core) CollectGarbage(ctx context.Context) (stop func()) {
 				return
 			case <-t.C:
 				if err := c.Store.CollectGarbage(); err != nil {
-					c.log.Warn("value-log GC", "err", err)
+					c.log.Warn("value-log GC", "component", "store", "err", err)
 				}
 			}
 		}

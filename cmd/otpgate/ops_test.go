@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	tf "github.com/otpgate/otpgate/internal/testfake/telegramfake"
+	"github.com/otpgate/otpgate/internal/testfake/twiliofake"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metricValue sums the samples of name whose labels contain every given
+// label pair.
+func metricValue(body, name string, labels ...string) float64 {
+	total := 0.0
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
+			continue
+		}
+		rest := line[len(name):]
+		if rest != "" && rest[0] != '{' && rest[0] != ' ' {
+			continue // a longer metric name
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(rest, l)
+		}
+		if !ok {
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		total += v
+	}
+	return total
+}
+
+// TestOperations runs serve as a real process with the ops endpoints and
+// JSON logs at debug level, drives a flow through injected Telegram and
+// Twilio failures, and checks metrics, readiness and every log line.
+func TestOperations(t *testing.T) {
+	tg := tf.New(tgToken, tf.Options{MaxPollWait: 300 * time.Millisecond})
+	defer tg.Close()
+	tw := twiliofake.New(twSID, twToken)
+	defer tw.Close()
+	dir := t.TempDir()
+	ops := freeAddr(t)
+	masterHex := hex.EncodeToString(bytes.Repeat([]byte{9}, keyHexLen))
+	env := []string{
+		"OTPGATE_MASTER_KEY=" + masterHex,
+		"OTPGATE_DATA_DIR=" + filepath.Join(dir, "data"),
+		"OTPGATE_TELEGRAM_TOKEN=" + tgToken, "OTPGATE_TELEGRAM_API_URL=" + tg.URL(),
+		"OTPGATE_TWILIO_ACCOUNT_SID=" + twSID, "OTPGATE_TWILIO_AUTH_TOKEN=" + twToken,
+		"OTPGATE_TWILIO_FROM=" + twFrom, "OTPGATE_TWILIO_API_URL=" + tw.URL(),
+		"OTPGATE_OPS_LISTEN=" + ops, "OTPGATE_LOG_LEVEL=debug", "OTPGATE_LOG_FORMAT=json",
+	}
+	records := filepath.Join(dir, "r.jsonl")
+	os.WriteFile(records, []byte(`{"reference_id":"66660000000001","name":"Harpreet Kaur","birth_year":1975,"gender":"F","mobile":"9000000501","id_type":"aadhaar","id_number":"666600000001"}`+"\n"), 0o600)
+	imp, _, impErr := otpgateProcess(t, env, "import", records)
+	if err := imp.Wait(); err != nil {
+		t.Fatalf("import: %v\n%s", err, impErr)
+	}
+	cmd, _, logs := otpgateProcess(t, env, "serve")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := tg.WaitFor(ctx, tg.Polling); err != nil {
+		t.Fatalf("serve did not start: %v\n%s", err, logs)
+	}
+	waitStatus := func(path string, want int) string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code, body := get(t, "http://"+ops+path)
+			if code == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d %q, want %d", path, code, body, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitStatus("/healthz", 200)
+	waitStatus("/readyz", 200)
+
+	// Injected failures: Twilio 500 once (retried), Telegram 502 once on a send.
+	tw.FailNext(1, 500, 0)
+	tg.FailNext("sendMessage", 1, 502, 0)
+	chat, from := tf.Private(99), tf.User{ID: 99, FirstName: "H", LanguageCode: "en"}
+	tg.SendText(chat, from, "/lookup 9000000501")
+	sms, err := tw.WaitMessages(ctx, 1)
+	if err != nil {
+		t.Fatalf("no SMS: %v", err)
+	}
+	code := regexp.MustCompile(`\b\d{6}\b`).FindString(sms[0].Body)
+	tg.SendText(chat, from, "000000") // one wrong code
+	tg.SendText(chat, from, code)
+	msgs, err := tg.WaitSent(ctx, 99, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msgs[2].Text, "Harpreet Kaur") {
+		t.Fatalf("record: %q", msgs[2].Text)
+	}
+
+	body := waitStatus("/metrics", 200)
+	for _, m := range []struct {
+		name   string
+		labels []string
+		min    float64
+	}{
+		{"otpgate_codes_requested_total", nil, 1},
+		{"otpgate_codes_sent_total", nil, 1},
+		{"otpgate_verifications_total", []string{`outcome="verified"`}, 1},
+		{"otpgate_verifications_total", []string{`outcome="wrong"`}, 1},
+		{"otpgate_releases_total", []string{`audience="beneficiary"`}, 1},
+		{"otpgate_verify_to_send_ratio", nil, 1},
+		{"otpgate_telegram_updates_total", nil, 3},
+		{"otpgate_telegram_send_queue_depth", nil, 0},
+	} {
+		if v := metricValue(body, m.name, m.labels...); v < m.min {
+			t.Errorf("%s%v = %v, want ≥ %v", m.name, m.labels, v, m.min)
+		}
+	}
+	for _, bad := range []string{"9000000501", "99}", "Harpreet", code} {
+		if strings.Contains(body, bad) {
+			t.Errorf("/metrics contains %q", bad)
+		}
+	}
+
+	// Telegram goes away: not ready; it comes back: ready.
+	tg.SetDown(true)
+	waitStatus("/readyz", http.StatusServiceUnavailable)
+	tg.SetDown(false)
+	waitStatus("/readyz", 200)
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve exit: %v", err)
+	}
+
+	// Every log line: JSON, with a component, and nothing secret or personal.
+	secrets := []string{code, "9000000501", "919000000501", "Harpreet", "Kaur", "666600000001", "66660000000001",
+		tgToken, strings.Split(tgToken, ":")[1], twToken, twSID, masterHex}
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	lines := 0
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "!!!") {
+			continue
+		}
+		lines++
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not a JSON log line: %q", line)
+			continue
+		}
+		if rec["component"] == nil {
+			t.Errorf("log line without a component: %s", line)
+		}
+		for _, s := range secrets {
+			if strings.Contains(line, s) {
+				t.Errorf("log line contains %q: %s", s, line)
+			}
+		}
+	}
+	if lines < 10 || !strings.Contains(logs.String(), "will retry") {
+		t.Fatalf("expected debug logs including the injected failures, got %d lines:\n%s", lines, logs)
+	}
+}
