@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"time"
 
@@ -19,8 +21,8 @@ const backupUsage = `usage: otpgate backup [-o FILE]
 
 Writes an encrypted backup of the whole data directory — records, codes,
 grants, counters and the audit chain — to FILE (default
-otpgate-backup-<UTC time>.age in the current directory). It never
-overwrites a file. The backup is encrypted and authenticated with a key
+otpgate-backup-<UTC time>.age in the current directory; - writes to
+standard output). It never overwrites a file. The backup is encrypted and authenticated with a key
 derived from OTPGATE_MASTER_KEY: keep the key, or the backup is useless.
 When serve holds OTPGATE_DATA_DIR, the backup is fetched from the running
 process through OTPGATE_OPS_LISTEN (its /backup endpoint); the bot keeps
@@ -35,11 +37,30 @@ damaged or altered in any byte, is refused and leaves nothing behind. The
 restored audit chain is verified. Needs OTPGATE_MASTER_KEY (the one the
 backup was made with) and OTPGATE_DATA_DIR.`
 
+// writeBackup writes the encrypted backup to w: directly from the data
+// directory, or, when a running serve holds it, fetched from that process
+// through its ops server. entries is -1 when fetched.
+func writeBackup(ctx context.Context, cfg config.Config, ks keys.Set, log *slog.Logger, w io.Writer, e env) (entries int64, err error) {
+	st, _, err := app.OpenStore(cfg, log, false)
+	switch {
+	case err == nil:
+		stats, berr := st.Backup(ctx, w, ks.Backup)
+		return stats.Entries, errors.Join(berr, st.Close())
+	case errors.Is(err, store.ErrLocked) && cfg.OpsListen != "":
+		fmt.Fprintf(e.stderr, "%s is in use by a running otpgate; fetching the backup from it through %s\n", cfg.DataDir, cfg.OpsListen)
+		return -1, app.FetchBackup(ctx, cfg.OpsListen, ks, w)
+	case errors.Is(err, store.ErrLocked):
+		return -1, fmt.Errorf("%s is in use by a running otpgate (serve). Either set OTPGATE_OPS_LISTEN to the address of "+
+			"its ops server (the same value serve runs with) to back up from the running process, or stop serve and run backup again", cfg.DataDir)
+	}
+	return -1, err
+}
+
 func runBackup(ctx context.Context, args []string, e env) error {
 	flags := flag.NewFlagSet("backup", flag.ContinueOnError)
 	flags.SetOutput(e.stderr)
 	flags.Usage = func() { fmt.Fprintln(e.stderr, backupUsage) }
-	out := flags.String("o", "", "write the backup to FILE")
+	out := flags.String("o", "", "write the backup to FILE (- for standard output)")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -59,6 +80,16 @@ func runBackup(ctx context.Context, args []string, e env) error {
 	}
 	log := app.NewLogger(e.stderr, cfg)
 	start := time.Now()
+	if *out == "-" {
+		// To standard output, e.g. `kubectl exec … otpgate backup -o - > file`
+		// where the image has no shell to copy a file out with.
+		entries, err := writeBackup(ctx, cfg, ks, log, e.stdout, e)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "backup written to standard output (%d entries) in %s\n", max(entries, 0), time.Since(start).Round(time.Millisecond))
+		return nil
+	}
 	path := *out
 	if path == "" {
 		path = "otpgate-backup-" + start.UTC().Format("20060102T150405Z") + ".age"
@@ -85,22 +116,7 @@ func runBackup(ctx context.Context, args []string, e env) error {
 		}
 	}()
 
-	entries := int64(-1)
-	st, _, err := app.OpenStore(cfg, log, false)
-	switch {
-	case err == nil:
-		stats, berr := st.Backup(ctx, f, ks.Backup)
-		err = errors.Join(berr, st.Close())
-		entries = stats.Entries
-	case errors.Is(err, store.ErrLocked) && cfg.OpsListen != "":
-		fmt.Fprintf(e.stderr, "%s is in use by a running otpgate; fetching the backup from it through %s\n", cfg.DataDir, cfg.OpsListen)
-		err = app.FetchBackup(ctx, cfg.OpsListen, ks, f)
-	case errors.Is(err, store.ErrLocked):
-		return fmt.Errorf("%s is in use by a running otpgate (serve). Either set OTPGATE_OPS_LISTEN to the address of "+
-			"its ops server (the same value serve runs with) to back up from the running process, or stop serve and run backup again", cfg.DataDir)
-	default:
-		return err
-	}
+	entries, err := writeBackup(ctx, cfg, ks, log, f, e)
 	if err != nil {
 		return err
 	}

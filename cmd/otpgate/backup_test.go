@@ -210,3 +210,24 @@ func TestBackupUsage(t *testing.T) {
 		t.Fatalf("backup without a key: exit %d: %s", rc, errb)
 	}
 }
+
+func TestBackupToStandardOutput(t *testing.T) {
+	dir := t.TempDir()
+	key := "OTPGATE_MASTER_KEY=" + hex.EncodeToString(bytes.Repeat([]byte{6}, 32))
+	file := filepath.Join(dir, "in.jsonl")
+	os.WriteFile(file, []byte(`{"reference_id":"12345678901234","name":"Asha Verma","birth_year":1987,"gender":"F","mobile":"+919876543210"}`+"\n"), 0o600)
+	e, _, errb := testEnv(key, "OTPGATE_DATA_DIR="+filepath.Join(dir, "data"))
+	if rc := run(context.Background(), []string{"import", file}, e); rc != 0 {
+		t.Fatalf("import: %s", errb)
+	}
+	e, out, errb := testEnv(key, "OTPGATE_DATA_DIR="+filepath.Join(dir, "data"))
+	if rc := run(context.Background(), []string{"backup", "-o", "-"}, e); rc != 0 {
+		t.Fatalf("backup -o -: %s", errb)
+	}
+	backup := filepath.Join(dir, "b.age")
+	os.WriteFile(backup, []byte(out.String()), 0o600)
+	e, out, errb = testEnv(key, "OTPGATE_DATA_DIR="+filepath.Join(dir, "restored"))
+	if rc := run(context.Background(), []string{"restore", backup}, e); rc != 0 || !strings.Contains(out.String(), "audit chain intact") {
+		t.Fatalf("restore of a backup from standard output: %s %s", out, errb)
+	}
+}
