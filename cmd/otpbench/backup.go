@@ -13,7 +13,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/otpgate/otpgate/internal/recordfile"
-	"github.com/otpgate/otpgate/internal/sample"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -26,20 +25,11 @@ func benchBackup(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "otpbench-backup-")
+	dir, file, err := generate(*n)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "records.jsonl")
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if err := sample.Write(f, *n, 1); err != nil {
-		return err
-	}
-	f.Close()
 	opts, ks := benchOptions(filepath.Join(dir, "db"))
 	st, err := store.Open(opts)
 	if err != nil {

@@ -92,23 +92,12 @@ func benchImport(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "otpbench-")
+	start := time.Now()
+	dir, file, err := generate(*n)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "records.jsonl")
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	if err := sample.Write(f, *n, 1); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
 	st, _ := os.Stat(file)
 	fmt.Printf("generated %d records (%.0f MB) in %.1fs\n", *n, float64(st.Size())/1e6, time.Since(start).Seconds())
 
@@ -178,6 +167,25 @@ func child(mode, file, dir string) error {
 	r := result{Records: n, Seconds: secs, PeakRSSMB: statusMB("VmHWM:"), PeakAnonMB: anon, PeakHeapMB: heap}
 	pprof.StopCPUProfile()
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// generate writes n synthetic records (JSON Lines) into a new temporary
+// directory, which the caller removes.
+func generate(n int) (dir, file string, err error) {
+	dir, err = os.MkdirTemp("", "otpbench-")
+	if err != nil {
+		return "", "", err
+	}
+	file = filepath.Join(dir, "records.jsonl")
+	f, err := os.Create(file)
+	if err == nil {
+		err = errors.Join(sample.Write(f, n, 1), f.Close())
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", "", err
+	}
+	return dir, file, nil
 }
 
 // benchOptions opens stores under dir with a fixed benchmark key.

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -88,18 +87,9 @@ func TestOperations(t *testing.T) {
 		"OTPGATE_TWILIO_FROM=" + twFrom, "OTPGATE_TWILIO_API_URL=" + tw.URL(),
 		"OTPGATE_OPS_LISTEN=" + ops, "OTPGATE_LOG_LEVEL=debug", "OTPGATE_LOG_FORMAT=json",
 	}
-	records := filepath.Join(dir, "r.jsonl")
-	os.WriteFile(records, []byte(`{"reference_id":"66660000000001","name":"Harpreet Kaur","birth_year":1975,"gender":"F","mobile":"9000000501","id_type":"aadhaar","id_number":"666600000001"}`+"\n"), 0o600)
-	imp, _, impErr := otpgateProcess(t, env, "import", records)
-	if err := imp.Wait(); err != nil {
-		t.Fatalf("import: %v\n%s", err, impErr)
-	}
-	cmd, _, logs := otpgateProcess(t, env, "serve")
+	cmd, logs := importAndServe(t, tg, env, `{"reference_id":"66660000000001","name":"Harpreet Kaur","birth_year":1975,"gender":"F","mobile":"9000000501","id_type":"aadhaar","id_number":"666600000001"}`+"\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := tg.WaitFor(ctx, tg.Polling); err != nil {
-		t.Fatalf("serve did not start: %v\n%s", err, logs)
-	}
 	waitStatus := func(path string, want int) string {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)

@@ -49,6 +49,27 @@ func otpgateProcess(t *testing.T, env []string, args ...string) (*exec.Cmd, *syn
 	return cmd, out, errb
 }
 
+// importAndServe imports records (JSON Lines) with a real `otpgate import`,
+// then starts a real `otpgate serve` and waits until it polls tg.
+func importAndServe(t *testing.T, tg *tf.Server, env []string, records string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "records.jsonl")
+	if err := os.WriteFile(file, []byte(records), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	imp, _, impErr := otpgateProcess(t, env, "import", file)
+	if err := imp.Wait(); err != nil {
+		t.Fatalf("import: %v\n%s", err, impErr)
+	}
+	cmd, _, logs := otpgateProcess(t, env, "serve")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := tg.WaitFor(ctx, tg.Polling); err != nil {
+		t.Fatalf("serve did not start polling: %v\n%s", err, logs)
+	}
+	return cmd, logs
+}
+
 func TestServeProcessAgainstFakes(t *testing.T) {
 	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
 	defer tg.Close()
@@ -66,21 +87,11 @@ func TestServeProcessAgainstFakes(t *testing.T) {
 		"OTPGATE_TWILIO_API_URL=" + tw.URL(),
 		"OTPGATE_LOG_LEVEL=debug",
 	}
-	records := filepath.Join(dir, "r.jsonl")
-	os.WriteFile(records, []byte(`{"reference_id":"88880000000001","name":"Meera Pillai","birth_year":1990,"gender":"F","mobile":"9000000401","id_type":"aadhaar","id_number":"888800000001"}
+	cmd, logs := importAndServe(t, tg, env, `{"reference_id":"88880000000001","name":"Meera Pillai","birth_year":1990,"gender":"F","mobile":"9000000401","id_type":"aadhaar","id_number":"888800000001"}
 {"reference_id":"88880000000002","name":"Vivek Pillai","birth_year":1988,"gender":"M","mobile":"9000000401","id_type":"aadhaar","id_number":"888800000002"}
-`), 0o600)
-	imp, _, impErr := otpgateProcess(t, env, "import", records)
-	if err := imp.Wait(); err != nil {
-		t.Fatalf("import: %v\n%s", err, impErr)
-	}
-
-	cmd, _, logs := otpgateProcess(t, env, "serve")
+`)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := tg.WaitFor(ctx, tg.Polling); err != nil {
-		t.Fatalf("serve did not start polling: %v\n%s", err, logs)
-	}
 	chat, from := tf.Private(777), tf.User{ID: 777, FirstName: "M", LanguageCode: "en"}
 	tg.SendText(chat, from, "/lookup +91 90000 00401")
 	sms, err := tw.WaitMessages(ctx, 1)
