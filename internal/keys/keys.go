@@ -6,7 +6,6 @@ package keys
 import (
 	"crypto/hkdf"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 )
 
@@ -22,8 +21,7 @@ type Set struct {
 	Index   []byte // HMAC for index keys: mobiles, reference ids, ID numbers
 	Code    []byte // HMAC over one-time codes
 	Audit   []byte // HMAC chaining the audit log
-	Backup  []byte // AEAD key for backup files
-	Token   []byte // HMAC for opaque tokens handed to chats (callback data, deep links)
+	Backup  []byte // key of the backup files' encryption
 }
 
 // Derive expands master into a Set. The labels are part of the on-disk
@@ -42,16 +40,12 @@ func Derive(master []byte) (Set, error) {
 		{&s.Code, "otpgate/v1/code-hmac"},
 		{&s.Audit, "otpgate/v1/audit-hmac"},
 		{&s.Backup, "otpgate/v1/backup-aead"},
-		{&s.Token, "otpgate/v1/token-hmac"},
 	} {
 		k, err := hkdf.Key(sha256.New, master, nil, d.label, 32)
 		if err != nil {
 			return Set{}, fmt.Errorf("derive %s: %w", d.label, err)
 		}
 		*d.dst = k
-	}
-	if s.Storage == nil {
-		return Set{}, errors.New("derive: no storage key")
 	}
 	return s, nil
 }
