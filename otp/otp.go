@@ -68,6 +68,7 @@ type Policy struct {
 	WrongPerMobile         store.Limit // across all codes of a mobile
 	WrongPerRequester      store.Limit
 	RequestsPerRequesterHr int
+	StaffRequestsPerHour   int // a helpdesk agent looks up many callers
 	SendsPerPrefixHour     int // velocity per number prefix (country + 5 digits)
 	GlobalSendsPerHour     int
 	Countries              []string // destination calling codes allowed
@@ -86,6 +87,7 @@ func DefaultPolicy() Policy {
 		WrongPerMobile:         store.Limit{Max: 10, Period: time.Hour},
 		WrongPerRequester:      store.Limit{Max: 10, Period: time.Hour},
 		RequestsPerRequesterHr: 5,
+		StaffRequestsPerHour:   60,
 		SendsPerPrefixHour:     30,
 		GlobalSendsPerHour:     600,
 		Countries:              []string{"91"},
@@ -106,7 +108,7 @@ func (p Policy) validate() error {
 	}
 	for name, n := range map[string]int{"SendsPerMobileHour": p.SendsPerMobileHour, "SendsPerMobileDay": p.SendsPerMobileDay,
 		"WrongPerMobile.Max": p.WrongPerMobile.Max, "WrongPerRequester.Max": p.WrongPerRequester.Max,
-		"RequestsPerRequesterHr": p.RequestsPerRequesterHr, "SendsPerPrefixHour": p.SendsPerPrefixHour, "GlobalSendsPerHour": p.GlobalSendsPerHour} {
+		"RequestsPerRequesterHr": p.RequestsPerRequesterHr, "StaffRequestsPerHour": p.StaffRequestsPerHour, "SendsPerPrefixHour": p.SendsPerPrefixHour, "GlobalSendsPerHour": p.GlobalSendsPerHour} {
 		if n < 1 {
 			errs = append(errs, fmt.Errorf("%s must be ≥ 1", name))
 		}
@@ -192,7 +194,7 @@ type Service struct {
 	now    func() time.Time
 	m      *metrics
 
-	perRequester, perMobileHour, perMobileDay, perPrefix, global *limiter.Limiter
+	perRequester, perStaff, perMobileHour, perMobileDay, perPrefix, global *limiter.Limiter
 
 	mu      sync.RWMutex
 	closed  bool
@@ -219,6 +221,7 @@ func New(o Options) (*Service, error) {
 		now:           o.Now,
 		m:             newMetrics(o.Registerer),
 		perRequester:  lim(o.Policy.RequestsPerRequesterHr, time.Hour),
+		perStaff:      lim(o.Policy.StaffRequestsPerHour, time.Hour),
 		perMobileHour: lim(o.Policy.SendsPerMobileHour, time.Hour),
 		perMobileDay:  lim(o.Policy.SendsPerMobileDay, 24*time.Hour),
 		perPrefix:     lim(o.Policy.SendsPerPrefixHour, time.Hour),
@@ -356,7 +359,11 @@ func (s *Service) handle(r Request) {
 func (s *Service) issueAndSend(ctx context.Context, r Request, log *slog.Logger) error {
 	s.m.requested.Inc()
 	requested := store.AuditEntry{Event: store.EventCodeRequested, Requester: r.Requester, Agent: r.Agent, Audience: r.Audience}
-	if rc, err := s.perRequester.Get(ctx, "req:"+s.subject(r.Requester)); err != nil {
+	perRequester := s.perRequester
+	if r.Audience == store.AudienceStaff {
+		perRequester = s.perStaff
+	}
+	if rc, err := perRequester.Get(ctx, "req:"+s.subject(r.Requester)); err != nil {
 		return err
 	} else if rc.Reached {
 		return s.notSent(ctx, log, requested, "requester_limited")

@@ -326,3 +326,22 @@ func TestTemplates(t *testing.T) {
 		t.Fatalf("operator template: %q", s)
 	}
 }
+
+func TestStaffHaveTheirOwnRequestCap(t *testing.T) {
+	f := newFixture(t, func(p *otp.Policy) { p.ResendCooldown = 0; p.RequestsPerRequesterHr = 1; p.StaffRequestsPerHour = 3 })
+	for _, m := range []string{"9000000101", "9000000102", "9000000101", "9000000102"} {
+		err := f.svc.Request(context.Background(), otp.Request{Requester: "tg:agent", Audience: store.AudienceStaff, Agent: "7",
+			Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: mob(m)}, Lang: "en"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.request(t, "tg:citizen", m) // also waits for the queue
+	}
+	// The agent: 3 of 4 (staff cap); the citizen: 1 of 4 (requester cap).
+	if got := f.ph.Count(); got != 4 {
+		t.Fatalf("sent %d SMS, want 3 for the agent and 1 for the citizen", got)
+	}
+	if !strings.Contains(f.ph.Last("9000000102"), "helpdesk agent #7") && !strings.Contains(f.ph.Last("9000000101"), "helpdesk agent #7") {
+		t.Fatal("no staff SMS went out")
+	}
+}

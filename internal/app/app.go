@@ -57,6 +57,7 @@ func Policy(cfg config.Config) otp.Policy {
 	p.WrongPerMobile = store.Limit{Max: cfg.WrongCodesPerMobileHour, Period: time.Hour}
 	p.WrongPerRequester = store.Limit{Max: cfg.WrongCodesPerRequesterHour, Period: time.Hour}
 	p.RequestsPerRequesterHr = cfg.RequestsPerRequesterHour
+	p.StaffRequestsPerHour = cfg.StaffRequestsPerHour
 	p.SendsPerPrefixHour = cfg.SendsPerPrefixHour
 	p.GlobalSendsPerHour = cfg.GlobalSMSPerHour
 	p.Countries = cfg.SMSCountries

@@ -77,6 +77,7 @@ type Config struct {
 	WrongCodesPerMobileHour    int `envconfig:"WRONG_CODES_PER_MOBILE_HOUR" default:"10" desc:"wrong codes per mobile per hour across all its codes (a new code does not reset it)"`
 	WrongCodesPerRequesterHour int `envconfig:"WRONG_CODES_PER_REQUESTER_HOUR" default:"10" desc:"wrong codes per chat user per hour"`
 	RequestsPerRequesterHour   int `envconfig:"REQUESTS_PER_REQUESTER_HOUR" default:"5" desc:"code requests per chat user per hour"`
+	StaffRequestsPerHour       int `envconfig:"STAFF_REQUESTS_PER_HOUR" default:"60" desc:"code requests per helpdesk agent per hour (an agent looks up many callers)"`
 	SendsPerPrefixHour         int `envconfig:"SENDS_PER_PREFIX_HOUR" default:"30" desc:"codes per hour to numbers sharing country code + first 5 national digits (SMS pumping)"`
 	GlobalSMSPerHour           int `envconfig:"GLOBAL_SMS_PER_HOUR" default:"600" desc:"SMS per hour in total (spend cap)"`
 

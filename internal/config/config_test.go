@@ -58,6 +58,7 @@ func TestLoadDefaults(t *testing.T) {
 		WrongCodesPerMobileHour:    10,
 		WrongCodesPerRequesterHour: 10,
 		RequestsPerRequesterHour:   5,
+		StaffRequestsPerHour:       60,
 		SendsPerPrefixHour:         30,
 		GlobalSMSPerHour:           600,
 		SMSCountries:               []string{"91"},

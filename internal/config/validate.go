@@ -72,6 +72,7 @@ var validators = map[string]func(c *Config) error{
 	"WrongCodesPerMobileHour":    func(c *Config) error { return atLeastOne(c.WrongCodesPerMobileHour) },
 	"WrongCodesPerRequesterHour": func(c *Config) error { return atLeastOne(c.WrongCodesPerRequesterHour) },
 	"RequestsPerRequesterHour":   func(c *Config) error { return atLeastOne(c.RequestsPerRequesterHour) },
+	"StaffRequestsPerHour":       func(c *Config) error { return atLeastOne(c.StaffRequestsPerHour) },
 	"SendsPerPrefixHour":         func(c *Config) error { return atLeastOne(c.SendsPerPrefixHour) },
 	"GlobalSMSPerHour":           func(c *Config) error { return atLeastOne(c.GlobalSMSPerHour) },
 	"SMSCountries": func(c *Config) error {
