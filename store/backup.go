@@ -397,28 +397,11 @@ func verifyRestored(ctx context.Context, opts Options) (RestoreStats, error) {
 		return RestoreStats{}, fmt.Errorf("store: restore: the backup's audit chain: %w", err)
 	}
 	st.AuditEntries = n
-	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			st.Keys++
-			switch k[0] {
-			case pfxRecord:
-				st.Records++
-			case pfxChallenge:
-				st.Challenges++
-			case pfxGrant:
-				st.Grants++
-			case pfxCounter:
-				st.Counters++
-			}
-		}
-		return nil
-	})
+	c, err := s.Census(ctx)
 	if err != nil {
 		return RestoreStats{}, fmt.Errorf("store: restore: count: %w", err)
 	}
+	st.Keys, st.Records, st.Challenges, st.Grants, st.Counters = c.Keys, c.Records, c.Challenges, c.Grants, c.Counters
 	if err := s.Close(); err != nil {
 		return RestoreStats{}, err
 	}

@@ -21,6 +21,11 @@
 //
 // imports n records, then times otpgate's encrypted backup and its restore
 // next to Badger's own (unencrypted) backup of the same database.
+//
+//	go run ./cmd/otpbench soak -duration 6m
+//
+// runs whole flows without pause, with value-log GC every 30 s, and prints
+// what the store holds and its disk use: short-lived state must level off.
 package main
 
 import (
@@ -58,7 +63,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: otpbench import [-n N] | telegram [-users N] | backup [-n N]")
+		return errors.New("usage: otpbench import [-n N] | telegram [-users N] | backup [-n N] | soak [-duration D]")
 	}
 	switch args[0] {
 	case "import":
@@ -67,6 +72,8 @@ func run(args []string) error {
 		return benchTelegram(args[1:])
 	case "backup":
 		return benchBackup(args[1:])
+	case "soak":
+		return benchSoak(args[1:])
 	case "child-baseline", "child-import":
 		return child(args[0], args[1], args[2])
 	}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/internal/testfake/phone"
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/store"
+)
+
+// benchSoak runs whole flows (code request, a wrong code now and then, the
+// right code, the list, a record, logout) without pause for a while, with
+// value-log GC every 30 s as serve runs it, and prints what the store holds
+// and its disk use as it goes: short-lived state (codes, grants, counters)
+// must level off; only records and the audit trail may grow.
+func benchSoak(args []string) error {
+	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
+	duration := fs.Duration("duration", 6*time.Minute, "how long to run")
+	workers := fs.Int("workers", 8, "concurrent flows")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "otpbench-soak-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	opts, ks := benchOptions(filepath.Join(dir, "db"))
+	st, err := store.Open(opts)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	const users = 500
+	mobiles := make([]pii.Mobile, users)
+	_, err = st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
+		for i := range mobiles {
+			mobiles[i] = pii.Mobile(fmt.Sprintf("+91%d", 9200000000+i))
+			if err := fn(store.ImportRow{Line: i + 1, Record: store.Record{RefID: fmt.Sprintf("%014d", i+1), Name: "Soak Person",
+				BirthYear: 1990, Gender: "O", Mobile: mobiles[i]}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ph := &phone.Phone{}
+	pol := otp.DefaultPolicy()
+	// Short windows, so that a few minutes show whether expired state goes.
+	pol.CodeTTL, pol.GrantTTL, pol.ResendCooldown = 30*time.Second, 30*time.Second, 0
+	pol.WrongPerMobile.Period, pol.WrongPerRequester.Period = time.Minute, time.Minute
+	pol.RequestsPerRequesterHr, pol.SendsPerMobileHour, pol.SendsPerMobileDay = 1_000_000, 1_000_000, 1_000_000
+	pol.SendsPerPrefixHour, pol.GlobalSendsPerHour = 1_000_000, 1_000_000
+	svc, err := otp.New(otp.Options{Store: st, Sender: ph, CodeKey: ks.Code, Policy: pol,
+		Logger: slog.New(slog.DiscardHandler), Workers: *workers})
+	if err != nil {
+		return err
+	}
+	defer svc.Close(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), *duration)
+	defer cancel()
+	var flows, failures atomic.Int64
+	var wg sync.WaitGroup
+	for w := range *workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for ctx.Err() == nil {
+				// Each worker owns the users ≡ w (mod workers): no two flows
+				// race for one phone.
+				i := w + *workers*rng.IntN(users / *workers)
+				if err := soakFlow(ctx, svc, st, ph, fmt.Sprintf("soak:%d", i), mobiles[i], rng.IntN(10) == 0); err != nil {
+					if ctx.Err() == nil {
+						failures.Add(1)
+					}
+					continue
+				}
+				flows.Add(1)
+			}
+		}()
+	}
+	fmt.Printf("%8s %8s %7s %7s %7s %8s %9s %9s\n", "elapsed", "flows", "codes", "grants", "counter", "audit", "disk MB", "B/audit")
+	start := time.Now()
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-t.C:
+		}
+		if err := st.CollectGarbage(); err != nil {
+			return err
+		}
+		c, err := st.Census(context.Background())
+		if err != nil {
+			return err
+		}
+		disk, _ := dirSize(opts.Dir)
+		fmt.Printf("%8s %8d %7d %7d %7d %8d %9.1f %9.0f\n", time.Since(start).Round(time.Second), flows.Load(),
+			c.Challenges, c.Grants, c.Counters, c.Audit, float64(disk)/1e6, float64(disk)/float64(max(c.Audit, 1)))
+	}
+	wg.Wait()
+	fmt.Printf("failed flows: %d\n", failures.Load())
+	return nil
+}
+
+func soakFlow(ctx context.Context, svc *otp.Service, st *store.Store, ph *phone.Phone, requester string, m pii.Mobile, wrongFirst bool) error {
+	before := ph.Code(m.E164())
+	err := svc.Request(ctx, otp.Request{Requester: requester, Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: m},
+		Audience: store.AudienceBeneficiary, Lang: "en"})
+	if err != nil {
+		return err
+	}
+	var code string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		if code = ph.Code(m.E164()); code != "" && code != before {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no code")
+		}
+	}
+	if wrongFirst {
+		_, _ = svc.Verify(ctx, requester, store.AudienceBeneficiary, "000000")
+	}
+	g, err := svc.Verify(ctx, requester, store.AudienceBeneficiary, pii.Code(code))
+	if err != nil {
+		return err
+	}
+	sums, err := st.Summaries(ctx, g.Ref())
+	if err != nil {
+		return err
+	}
+	if _, err := st.Release(ctx, g.Ref(), sums[0].Handle); err != nil {
+		return err
+	}
+	if rand.IntN(2) == 0 { // half log out, half let the grant expire
+		return st.EndGrant(ctx, g.Ref())
+	}
+	return nil
+}
