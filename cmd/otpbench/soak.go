@@ -85,7 +85,9 @@ func benchSoak(args []string) error {
 				i := w + *workers*rng.IntN(users / *workers)
 				if err := soakFlow(ctx, svc, st, ph, fmt.Sprintf("soak:%d", i), mobiles[i], rng.IntN(10) == 0); err != nil {
 					if ctx.Err() == nil {
-						failures.Add(1)
+						if failures.Add(1) <= 3 {
+							fmt.Println("a flow failed:", err)
+						}
 					}
 					continue
 				}
@@ -115,7 +117,10 @@ func benchSoak(args []string) error {
 			c.Challenges, c.Grants, c.Counters, c.Audit, float64(disk)/1e6, float64(disk)/float64(max(c.Audit, 1)))
 	}
 	wg.Wait()
-	fmt.Printf("failed flows: %d\n", failures.Load())
+	// One in ten flows starts with a wrong code and each user runs dozens of
+	// flows a minute, so the per-user guess limit (10 a minute here) is
+	// reached now and then: those flows fail by design.
+	fmt.Printf("failed flows: %d (guess limits reached at this pace; see the first ones above)\n", failures.Load())
 	return nil
 }
 
