@@ -41,7 +41,7 @@ func OpenStore(cfg config.Config, log *slog.Logger, readOnly bool) (*store.Store
 		return nil, keys.Set{}, err
 	}
 	if interrupted, err := s.InterruptedImport(); err == nil && interrupted {
-		log.Warn("an import was interrupted before it finished; run the same `otpgate import` again to complete it")
+		log.Warn("an import was interrupted before it finished; run the same `otpgate import` again to complete it", "component", "store")
 	}
 	return s, ks, nil
 }
