@@ -299,9 +299,11 @@ func TestTooManyRequestsHonoured(t *testing.T) {
 	if st.LimitChat+st.LimitGlobal+st.LimitGroup != 0 {
 		t.Fatalf("the bot broke Telegram's limits: %+v", st)
 	}
-	for i := 1; i < len(msgs); i++ {
-		if msgs[i].Time.Sub(msgs[i-1].Time) < 950*time.Millisecond {
-			t.Fatalf("messages %d and %d to one chat %v apart", i-1, i, msgs[i].Time.Sub(msgs[i-1].Time))
+	// (The spacing itself is the fake's to judge: it answers 429 to a
+	// second message within a second, and counts it above.)
+	for i, m := range msgs {
+		if !strings.Contains(m.Text, "If this number is registered") {
+			t.Fatalf("reply %d: %q", i, m.Text)
 		}
 	}
 }
