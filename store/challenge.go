@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -120,11 +121,13 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 		if outcome != IssueStored {
 			// A new request abandons the requester's previous code whatever
 			// happens to it, so the old code's fate reveals nothing about the
-			// new target — except that a repeat for the same mobile inside
-			// the cooldown keeps the code already on its way.
+			// new target — except that repeating the very same lookup inside
+			// the cooldown keeps the code already on its way. "The same" means
+			// the same records, not just the same mobile: otherwise a staff
+			// member could learn that two ID numbers share a mobile.
 			keep := false
 			if outcome == IssueCooldown {
-				if old, err := s.getChallenge(txn, ckey); err == nil && old.MobileKey == c.MobileKey {
+				if old, err := s.getChallenge(txn, ckey); err == nil && old.MobileKey == c.MobileKey && slices.Equal(old.Records, c.Records) {
 					keep = true
 				}
 			}

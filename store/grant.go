@@ -183,6 +183,11 @@ func (s *Store) release(ctx context.Context, ref GrantRef, handles []string, bui
 			if err != nil {
 				return err
 			}
+			// The code proved control of one mobile: a record since moved to
+			// another (a corrected import) is no longer covered.
+			if s.MobileKey(r.Mobile) != g.MobileKey {
+				return ErrNoGrant
+			}
 			recs = append(recs, r)
 		}
 		e := build(g, recs)

@@ -510,3 +510,70 @@ func TestDeletionScheduleSurvivesReopen(t *testing.T) {
 		t.Fatalf("after done: %+v", due)
 	}
 }
+
+func TestGrantDoesNotFollowARecordToAnotherMobile(t *testing.T) {
+	s, clk := newStore(t)
+	seed(t, s)
+	tgt := resolve(t, s, "9000000002")
+	issue(t, s, "tg:1", tgt, "424242", clk)
+	g, _, _ := verify(s, "tg:1", "424242")
+	// A corrected import moves the record to another mobile.
+	if _, err := s.Import(context.Background(), rows(rec(t, "10000000000003", "Meena Iyer", "9000000003", "234123412343"))); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Release(context.Background(), g.Ref(), tgt.Records[0]); !errors.Is(err, store.ErrNoGrant) || v.Name != "" {
+		t.Fatalf("the old mobile's grant still releases the moved record: %+v %v", v, err)
+	}
+	if sums, err := s.Summaries(context.Background(), g.Ref()); !errors.Is(err, store.ErrNoGrant) || len(sums) != 0 {
+		t.Fatalf("summaries: %v %v", sums, err)
+	}
+}
+
+func TestCooldownKeepsACodeOnlyForTheSameLookup(t *testing.T) {
+	s, clk := newStore(t)
+	seed(t, s)
+	ctx := context.Background()
+	byID := func(id string) store.Target {
+		n, _ := pii.NormalizeID(id)
+		tgt, err := s.Resolve(ctx, pii.Identifier{Kind: pii.KindIDNumber, ID: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tgt
+	}
+	asha, ravi := byID("234123412341"), byID("234123412342") // two people, one mobile
+	issueFor := func(tgt store.Target, mac string) store.IssueOutcome {
+		_, out, err := s.Issue(ctx, store.IssueParams{Challenge: store.Challenge{Requester: "tg:agent", Purpose: "staff",
+			Audience: store.AudienceStaff, MobileKey: tgt.MobileKey, Records: tgt.Records, MAC: []byte(mac),
+			ExpiresAt: clk.Now().Add(3 * time.Minute), MaxAttempts: 3}, Cooldown: time.Minute, MobileWrong: limits.mob, RequesterWrong: limits.req})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	staffVerify := func(code string) store.VerifyOutcome {
+		_, out, _ := s.Verify(ctx, store.VerifyParams{Requester: "tg:agent", Purpose: "staff",
+			Match: func(c store.Challenge) bool { return string(c.MAC) == code }, MobileWrong: limits.mob, RequesterWrong: limits.req, GrantTTL: time.Minute})
+		return out
+	}
+	if out := issueFor(asha, "111"); out != store.IssueStored {
+		t.Fatal(out)
+	}
+	// The same lookup again inside the cooldown: the code on its way stands.
+	if out := issueFor(asha, "222"); out != store.IssueCooldown {
+		t.Fatal(out)
+	}
+	if out := staffVerify("111"); out != store.VerifyOK {
+		t.Fatalf("repeat of the same lookup: %v", out)
+	}
+	clk.Add(2 * time.Minute)
+	issueFor(asha, "333")
+	// Another person on the same mobile: the old code dies, exactly as it
+	// would for a number that matches nothing.
+	if out := issueFor(ravi, "444"); out != store.IssueCooldown {
+		t.Fatal(out)
+	}
+	if out := staffVerify("333"); out != store.VerifyNoChallenge {
+		t.Fatalf("a lookup of another ID on the same mobile left the old code alive: %v", out)
+	}
+}
