@@ -359,11 +359,11 @@ func (s *Service) handle(r Request) {
 func (s *Service) issueAndSend(ctx context.Context, r Request, log *slog.Logger) error {
 	s.m.requested.Inc()
 	requested := store.AuditEntry{Event: store.EventCodeRequested, Requester: r.Requester, Agent: r.Agent, Audience: r.Audience}
-	perRequester := s.perRequester
+	perRequester, key := s.perRequester, "req:"+s.subject(r.Requester)
 	if r.Audience == store.AudienceStaff {
-		perRequester = s.perStaff
+		perRequester, key = s.perStaff, "staff:"+s.subject(r.Requester)
 	}
-	if rc, err := perRequester.Get(ctx, "req:"+s.subject(r.Requester)); err != nil {
+	if rc, err := perRequester.Get(ctx, key); err != nil {
 		return err
 	} else if rc.Reached {
 		return s.notSent(ctx, log, requested, "requester_limited")

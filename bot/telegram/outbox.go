@@ -263,8 +263,9 @@ func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 			retryIn = backoff(q.failures)
 		}
 		q.next = o.now().Add(retryIn)
+		attempt := q.failures
 		o.mu.Unlock()
-		o.log.Warn("telegram call failed; will retry", "method", c.method, "retry_in", retryIn, "attempt", q.failures, "err", redactErr(err))
+		o.log.Warn("telegram call failed; will retry", "method", c.method, "retry_in", retryIn, "attempt", attempt, "err", redactErr(err))
 		o.poke()
 		return
 	}

@@ -223,8 +223,13 @@ func (b *Bot) Run(ctx context.Context) error {
 	deadline, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.o.ShutdownTimeout)
 	defer cancel()
 	if err := d.close(deadline); err != nil {
+		// Out of time: cancel the handlers' work and give them a moment to
+		// return, so none runs on after Run (and after the store closes).
 		b.log.Error("shutdown: updates left unhandled", "err", err)
 		cancelWork()
+		grace, cancelGrace := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = d.wait(grace)
+		cancelGrace()
 	}
 	wg.Wait()
 	flushErr := b.out.drain(deadline)
@@ -405,6 +410,10 @@ func (b *Bot) registerCommands() {
 type dispatcher struct {
 	queues []chan tgbotapi.Update
 	wg     sync.WaitGroup
+	// mu guards closed: a webhook request still in flight when shutdown
+	// gives up waiting for it must find the queues closed, not send on them.
+	mu     sync.RWMutex
+	closed bool
 }
 
 func newDispatcher(workers, depth int, handle func(tgbotapi.Update), log *slog.Logger) *dispatcher {
@@ -440,10 +449,22 @@ func (d *dispatcher) queue(u tgbotapi.Update) chan tgbotapi.Update {
 	return d.queues[h.Sum32()%uint32(len(d.queues))]
 }
 
-func (d *dispatcher) dispatch(u tgbotapi.Update) { d.queue(u) <- u }
+// dispatch hands u to its chat's worker, waiting while that worker's queue
+// is full (back-pressure on the poll loop).
+func (d *dispatcher) dispatch(u tgbotapi.Update) { d.tryDispatch(u, -1) }
 
-// tryDispatch gives up after wait, for the webhook (Telegram retries).
+// tryDispatch gives up after wait (a negative wait never gives up), for the
+// webhook: Telegram retries. It refuses once the dispatcher is closed.
 func (d *dispatcher) tryDispatch(u tgbotapi.Update, wait time.Duration) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return false
+	}
+	if wait < 0 {
+		d.queue(u) <- u
+		return true
+	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -456,9 +477,17 @@ func (d *dispatcher) tryDispatch(u tgbotapi.Update, wait time.Duration) bool {
 
 // close stops the workers after they finish their queues, or when ctx ends.
 func (d *dispatcher) close(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
 	for _, q := range d.queues {
 		close(q)
 	}
+	d.mu.Unlock()
+	return d.wait(ctx)
+}
+
+// wait blocks until the workers have stopped, or ctx ends.
+func (d *dispatcher) wait(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
 	select {
