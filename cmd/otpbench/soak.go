@@ -42,17 +42,7 @@ func benchSoak(args []string) error {
 	}
 	defer st.Close()
 	const users = 500
-	mobiles := make([]pii.Mobile, users)
-	_, err = st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
-		for i := range mobiles {
-			mobiles[i] = pii.Mobile(fmt.Sprintf("+91%d", 9200000000+i))
-			if err := fn(store.ImportRow{Line: i + 1, Record: store.Record{RefID: fmt.Sprintf("%014d", i+1), Name: "Soak Person",
-				BirthYear: 1990, Gender: "O", Mobile: mobiles[i]}}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	mobiles, err := seedMobiles(st, 9200000000, users, 1)
 	if err != nil {
 		return err
 	}

@@ -39,20 +39,8 @@ func benchTelegram(args []string) error {
 		return err
 	}
 	defer st.Close()
-	mobiles := make([]pii.Mobile, *users)
-	_, err = st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
-		for i := range *users {
-			mobiles[i] = pii.Mobile(fmt.Sprintf("+91%d", 9100000000+i))
-			for j := range 2 { // two beneficiaries per mobile: the flow includes the chooser
-				r := store.ImportRow{Line: 2*i + j + 1, Record: store.Record{RefID: fmt.Sprintf("%014d", 2*i+j+1), Name: "Bench Person",
-					BirthYear: 1980, Gender: "O", Mobile: mobiles[i]}}
-				if err := fn(r); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	// Two beneficiaries per mobile: the flow includes the chooser.
+	mobiles, err := seedMobiles(st, 9100000000, *users, 2)
 	if err != nil {
 		return err
 	}
@@ -147,4 +135,26 @@ func benchTelegram(args []string) error {
 	fmt.Printf("total %.1fs; floor at 30 messages/s %.1fs; ratio %.2f\n", elapsed.Seconds(), floor.Seconds(), elapsed.Seconds()/floor.Seconds())
 	fmt.Printf("peak RSS %.0f MB (this process: otpgate and the fake Bot API together)\n", statusMB("VmHWM:"))
 	return nil
+}
+
+// seedMobiles imports n synthetic mobiles from base (10 national digits),
+// each carrying perMobile fictional beneficiaries, and returns the mobiles.
+func seedMobiles(st *store.Store, base, n, perMobile int) ([]pii.Mobile, error) {
+	mobiles := make([]pii.Mobile, n)
+	_, err := st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
+		line := 0
+		for i := range mobiles {
+			mobiles[i] = pii.Mobile(fmt.Sprintf("+91%d", base+i))
+			for range perMobile {
+				line++
+				r := store.ImportRow{Line: line, Record: store.Record{RefID: fmt.Sprintf("%014d", line), Name: "Bench Person",
+					BirthYear: 1980, Gender: "O", Mobile: mobiles[i]}}
+				if err := fn(r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return mobiles, err
 }
