@@ -14,8 +14,8 @@ import (
 
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/internal/pii"
-	"github.com/otpgate/otpgate/internal/testfake/phone"
+	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/otp/otptest"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
@@ -35,7 +35,7 @@ type harness struct {
 	eng  *bot.Engine
 	svc  *otp.Service
 	st   *store.Store
-	ph   *phone.Phone
+	ph   *otptest.Phone
 	logs *syncBuf
 }
 
@@ -79,7 +79,7 @@ func newHarnessFlood(t *testing.T, flood int) *harness {
 	pol.RequestsPerRequesterHr = 1000
 	pol.SendsPerMobileHour, pol.SendsPerMobileDay, pol.SendsPerPrefixHour = 1000, 1000, 1000
 	pol.WrongPerMobile.Max, pol.WrongPerRequester.Max = 1000, 1000
-	ph := &phone.Phone{}
+	ph := &otptest.Phone{}
 	svc, err := otp.New(otp.Options{Store: st, Sender: ph, CodeKey: ks.Code, Policy: pol, Logger: log})
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )

@@ -25,7 +25,7 @@ import (
 	"github.com/ulule/limiter/v3"
 	"github.com/ulule/limiter/v3/drivers/store/memory"
 
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
 )
 

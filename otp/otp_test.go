@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/internal/pii"
-	"github.com/otpgate/otpgate/internal/testfake/phone"
+	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/otp/otptest"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
@@ -29,7 +29,7 @@ type fixture struct {
 	clk  *clock
 	st   *store.Store
 	svc  *otp.Service
-	ph   *phone.Phone
+	ph   *otptest.Phone
 	logs *bytes.Buffer
 }
 
@@ -66,7 +66,7 @@ func newFixture(t *testing.T, mutate func(*otp.Policy)) *fixture {
 	if mutate != nil {
 		mutate(&pol)
 	}
-	f := &fixture{clk: clk, st: st, ph: &phone.Phone{}, logs: &bytes.Buffer{}}
+	f := &fixture{clk: clk, st: st, ph: &otptest.Phone{}, logs: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(&lockedBuffer{b: f.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.svc, err = otp.New(otp.Options{Store: st, Sender: f.ph, CodeKey: ks.Code, Policy: pol, Logger: log, Now: clk.Now})
 	if err != nil {

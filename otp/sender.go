@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 )
 
 // Sender delivers one SMS. Implementations must be safe for concurrent use,

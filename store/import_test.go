@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
 )
 

@@ -25,7 +25,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 )
 
 // Errors returned by the store.

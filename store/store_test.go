@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
 )
 

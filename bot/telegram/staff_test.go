@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/bot"
-	tf "github.com/otpgate/otpgate/internal/testfake/telegramfake"
+	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
 	"github.com/otpgate/otpgate/store"
 )
 

@@ -16,9 +16,9 @@ import (
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/bot/telegram"
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/internal/pii"
-	"github.com/otpgate/otpgate/internal/testfake/phone"
-	tf "github.com/otpgate/otpgate/internal/testfake/telegramfake"
+	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/otp/otptest"
+	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
@@ -28,7 +28,7 @@ const token = "123456:TEST-token_for-the-fake-bot-api"
 type harness struct {
 	opts telegram.Options
 	fake *tf.Server
-	ph   *phone.Phone
+	ph   *otptest.Phone
 	svc  *otp.Service
 	st   *store.Store
 	logs *bytes.Buffer
@@ -68,7 +68,7 @@ func startWith(t *testing.T, fakeOpts tf.Options, webhook bool, engine func(*bot
 	fake := tf.New(token, fakeOpts)
 	t.Cleanup(fake.Close)
 	ks, _ := keys.Derive(bytes.Repeat([]byte{4}, 32))
-	h := &harness{fake: fake, ph: &phone.Phone{}, logs: &bytes.Buffer{}}
+	h := &harness{fake: fake, ph: &otptest.Phone{}, logs: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(&lockedBuf{b: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit, Logger: log})
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/otpgate/otpgate/internal/app"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/internal/recordfile"
+	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/internal/sample"
 	smsconsole "github.com/otpgate/otpgate/otp/console"
 )

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	tf "github.com/otpgate/otpgate/internal/testfake/telegramfake"
-	"github.com/otpgate/otpgate/internal/testfake/twiliofake"
+	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
+	"github.com/otpgate/otpgate/otp/twilio/twiliotest"
 )
 
 func freeAddr(t *testing.T) string {
@@ -74,7 +74,7 @@ func metricValue(body, name string, labels ...string) float64 {
 func TestOperations(t *testing.T) {
 	tg := tf.New(tgToken, tf.Options{MaxPollWait: 300 * time.Millisecond})
 	defer tg.Close()
-	tw := twiliofake.New(twSID, twToken)
+	tw := twiliotest.New(twSID, twToken)
 	defer tw.Close()
 	dir := t.TempDir()
 	ops := freeAddr(t)

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	tf "github.com/otpgate/otpgate/internal/testfake/telegramfake"
-	"github.com/otpgate/otpgate/internal/testfake/twiliofake"
+	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
+	"github.com/otpgate/otpgate/otp/twilio/twiliotest"
 )
 
 // TestMain lets the test binary run as otpgate itself, so process-level
@@ -73,7 +73,7 @@ func importAndServe(t *testing.T, tg *tf.Server, env []string, records string) (
 func TestServeProcessAgainstFakes(t *testing.T) {
 	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
 	defer tg.Close()
-	tw := twiliofake.New(twSID, twToken)
+	tw := twiliotest.New(twSID, twToken)
 	defer tw.Close()
 	dir := t.TempDir()
 	env := []string{

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 )
 
 //go:embed demo.jsonl

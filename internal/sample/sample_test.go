@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/otpgate/otpgate/internal/recordfile"
+	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/internal/sample"
 	"github.com/otpgate/otpgate/store"
 )

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"unicode"
 
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/otp"
 )
 

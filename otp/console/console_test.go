@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 )
 
 func TestSendFormat(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	twclient "github.com/twilio/twilio-go/client"
 	twapi "github.com/twilio/twilio-go/rest/api/v2010"
 
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/otp"
 )
 

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/internal/pii"
-	"github.com/otpgate/otpgate/internal/testfake/twiliofake"
+	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/otp/twilio/twiliotest"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -52,7 +52,7 @@ func (b *syncBuffer) String() string {
 // harness is a Sender wired to a fake, with captured logs and recorded sleeps.
 type harness struct {
 	sender *Sender
-	fake   *twiliofake.Server
+	fake   *twiliotest.Server
 	logs   *syncBuffer
 
 	mu     sync.Mutex
@@ -77,7 +77,7 @@ func (h *harness) slept() []time.Duration {
 // reaches the fake also exercises the base-URL rewrite.
 func newHarness(t *testing.T, mod func(*Options)) *harness {
 	t.Helper()
-	h := &harness{fake: twiliofake.New(testSID, testToken), logs: &syncBuffer{}}
+	h := &harness{fake: twiliotest.New(testSID, testToken), logs: &syncBuffer{}}
 	t.Cleanup(h.fake.Close)
 	opts := Options{
 		AccountSID: testSID,

@@ -12,7 +12,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"github.com/otpgate/otpgate/internal/recordfile"
+	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/store"
 )
 

@@ -1,14 +1,14 @@
-// Package phone is an in-memory SMS recipient for tests and benchmarks: an
+// Package otptest holds test doubles for otp: Phone is an in-memory SMS recipient for tests and benchmarks: an
 // otp.Sender that keeps every message by number, so a test can read the
 // code "on the phone" the way a person would.
-package phone
+package otptest
 
 import (
 	"context"
 	"regexp"
 	"sync"
 
-	"github.com/otpgate/otpgate/internal/pii"
+	"github.com/otpgate/otpgate/pii"
 )
 
 // Phone is safe for concurrent use. Its zero value is ready.

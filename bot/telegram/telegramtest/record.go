@@ -1,4 +1,4 @@
-package telegramfake
+package telegramtest
 
 import (
 	"context"
@@ -212,7 +212,7 @@ func (s *Server) WaitFor(ctx context.Context, cond func() bool) error {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("telegramfake: condition still false: %w", ctx.Err())
+			return fmt.Errorf("telegramtest: condition still false: %w", ctx.Err())
 		}
 	}
 }
@@ -227,7 +227,7 @@ func (s *Server) WaitSent(ctx context.Context, chatID int64, n int) ([]SentMessa
 		return len(got) >= n
 	})
 	if err != nil {
-		return got, fmt.Errorf("telegramfake: %d of %d messages to chat %d: %w", len(got), n, chatID, err)
+		return got, fmt.Errorf("telegramtest: %d of %d messages to chat %d: %w", len(got), n, chatID, err)
 	}
 	return got, nil
 }

@@ -1,4 +1,4 @@
-package twiliofake
+package twiliotest
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package telegramfake_test
+package telegramtest_test
 
 import (
 	"context"
@@ -8,12 +8,12 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
-	"github.com/otpgate/otpgate/internal/testfake/telegramfake"
+	"github.com/otpgate/otpgate/bot/telegram/telegramtest"
 )
 
 func Example() {
 	const token = "123:fake"
-	fake := telegramfake.New(token, telegramfake.Options{})
+	fake := telegramtest.New(token, telegramtest.Options{})
 	defer fake.Close()
 
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -25,8 +25,8 @@ func Example() {
 	}
 
 	// A user writes /start; the bot polls, replies and confirms the update.
-	user := telegramfake.User{ID: 42, FirstName: "Asha"}
-	fake.SendText(telegramfake.Private(user.ID), user, "/start")
+	user := telegramtest.User{ID: 42, FirstName: "Asha"}
+	fake.SendText(telegramtest.Private(user.ID), user, "/start")
 	ups, _ := bot.GetUpdates(tgbotapi.UpdateConfig{Timeout: 30})
 	msg := ups[0].Message
 	_, _ = bot.Send(tgbotapi.NewMessage(msg.Chat.ID, "Hello, "+msg.From.FirstName))

@@ -1,4 +1,4 @@
-package telegramfake
+package telegramtest
 
 import (
 	"bytes"
@@ -182,7 +182,7 @@ func (s *Server) PostUpdateWithSecret(ctx context.Context, secret string, update
 	}
 	status, err := s.post(ctx, hook, secret, update)
 	if err != nil {
-		return 0, fmt.Errorf("telegramfake: post to webhook: %w", err)
+		return 0, fmt.Errorf("telegramtest: post to webhook: %w", err)
 	}
 	return status, nil
 }

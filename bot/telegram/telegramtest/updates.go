@@ -1,4 +1,4 @@
-package telegramfake
+package telegramtest
 
 import (
 	"bytes"
@@ -85,7 +85,7 @@ func (s *Server) enqueueLocked(u *wireUpdate) int {
 		u.UpdateID = id
 		b, err := json.Marshal(u)
 		if err != nil {
-			panic("telegramfake: " + err.Error()) // our own types always marshal
+			panic("telegramtest: " + err.Error()) // our own types always marshal
 		}
 		return b
 	})
@@ -468,19 +468,19 @@ func (s *Server) SendRaw(update json.RawMessage) (updateID int, err error) {
 func decodeUpdate(raw json.RawMessage) (map[string]json.RawMessage, string, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, "", errors.New("telegramfake: an update must be a JSON object")
+		return nil, "", errors.New("telegramtest: an update must be a JSON object")
 	}
 	fields := map[string]json.RawMessage{}
 	kind := ""
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, "", fmt.Errorf("telegramfake: bad update JSON: %w", err)
+			return nil, "", fmt.Errorf("telegramtest: bad update JSON: %w", err)
 		}
 		key, _ := tok.(string)
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return nil, "", fmt.Errorf("telegramfake: bad update JSON: %w", err)
+			return nil, "", fmt.Errorf("telegramtest: bad update JSON: %w", err)
 		}
 		fields[key] = v
 		if kind == "" && key != "update_id" {
@@ -488,7 +488,7 @@ func decodeUpdate(raw json.RawMessage) (map[string]json.RawMessage, string, erro
 		}
 	}
 	if kind == "" {
-		return nil, "", errors.New("telegramfake: an update needs a field besides update_id")
+		return nil, "", errors.New("telegramtest: an update needs a field besides update_id")
 	}
 	return fields, kind, nil
 }

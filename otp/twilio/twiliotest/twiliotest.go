@@ -1,4 +1,4 @@
-// Package twiliofake is an in-process fake of the one part of the Twilio REST
+// Package twiliotest is an in-process fake of the one part of the Twilio REST
 // API that otpgate uses: creating an SMS with
 // POST /2010-04-01/Accounts/{AccountSid}/Messages.json. It speaks the real
 // wire format (Basic auth, form-encoded request, Twilio JSON replies and
@@ -7,7 +7,7 @@
 // standing in for Twilio in an end-to-end run — can read the "phone".
 //
 // A Server is safe for concurrent use.
-package twiliofake
+package twiliotest
 
 import (
 	"context"
@@ -178,7 +178,7 @@ func (s *Server) WaitMessages(ctx context.Context, n int) ([]Message, error) {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return msgs, fmt.Errorf("twiliofake: %d of %d messages: %w", len(msgs), n, ctx.Err())
+			return msgs, fmt.Errorf("twiliotest: %d of %d messages: %w", len(msgs), n, ctx.Err())
 		}
 	}
 }

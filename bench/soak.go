@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/otpgate/otpgate/internal/pii"
-	"github.com/otpgate/otpgate/internal/testfake/phone"
+	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/otp/otptest"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
@@ -46,7 +46,7 @@ func benchSoak(args []string) error {
 	if err != nil {
 		return err
 	}
-	ph := &phone.Phone{}
+	ph := &otptest.Phone{}
 	pol := otp.DefaultPolicy()
 	// Short windows, so that a few minutes show whether expired state goes.
 	pol.CodeTTL, pol.GrantTTL, pol.ResendCooldown = 30*time.Second, 30*time.Second, 0
@@ -114,7 +114,7 @@ func benchSoak(args []string) error {
 	return nil
 }
 
-func soakFlow(ctx context.Context, svc *otp.Service, st *store.Store, ph *phone.Phone, requester string, m pii.Mobile, wrongFirst bool) error {
+func soakFlow(ctx context.Context, svc *otp.Service, st *store.Store, ph *otptest.Phone, requester string, m pii.Mobile, wrongFirst bool) error {
 	before := ph.Code(m.E164())
 	err := svc.Request(ctx, otp.Request{Requester: requester, Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: m},
 		Audience: store.AudienceBeneficiary, Lang: "en"})

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/otpgate/otpgate/internal/recordfile"
+	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/internal/sample"
 	"github.com/otpgate/otpgate/store"
 )

@@ -1,4 +1,4 @@
-// Package telegramfake is an in-process fake of the Telegram Bot API, close
+// Package telegramtest is an in-process fake of the Telegram Bot API, close
 // enough to the real one that the real go-telegram-bot-api/v5 client can talk
 // to it: every call is POST <URL>/bot<token>/<method> with form-encoded,
 // multipart or JSON parameters, and every answer is {"ok":true,"result":…} or
@@ -33,7 +33,7 @@
 //
 // A Server is safe for concurrent use. Close releases every held request
 // and stops the webhook sender: no goroutine of the fake outlives Close.
-package telegramfake
+package telegramtest
 
 import (
 	"context"
@@ -61,9 +61,9 @@ const (
 var (
 	// ErrClosed is returned by WaitFor and WaitSent when the fake was closed
 	// before the condition held.
-	ErrClosed = errors.New("telegramfake: closed")
+	ErrClosed = errors.New("telegramtest: closed")
 	// ErrNoWebhook is returned by PostUpdateWithSecret when no webhook is set.
-	ErrNoWebhook = errors.New("telegramfake: no webhook set")
+	ErrNoWebhook = errors.New("telegramtest: no webhook set")
 )
 
 // Options configure a Server. The zero value is a fake with Telegram's
@@ -236,10 +236,10 @@ func New(token string, opts Options) *Server {
 // Close still releases held requests and stops the webhook sender.
 func NewUnstarted(token string, opts Options) *Server {
 	if token == "" {
-		panic("telegramfake: empty bot token")
+		panic("telegramtest: empty bot token")
 	}
 	if err := opts.validate(); err != nil {
-		panic("telegramfake: invalid Options: " + err.Error())
+		panic("telegramtest: invalid Options: " + err.Error())
 	}
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,7 +1,7 @@
-// Command otpbench measures otpgate against a baseline taken in the same
+// Command bench measures otpgate against a baseline taken in the same
 // run.
 //
-//	go run ./cmd/otpbench import -n 1000000
+//	go run ./bench import -n 1000000
 //
 // generates n synthetic records, loads them once with raw Badger WriteBatch
 // (same encryption and tuning as the store, key = reference id, value = the
@@ -10,19 +10,19 @@
 // peak memory is its own, and prints both rates, their ratio and the peak
 // RSS of each.
 //
-//	go run ./cmd/otpbench telegram -users 1000
+//	go run ./bench telegram -users 1000
 //
 // starts a burst of users who each do the whole beneficiary flow against a
 // fake Bot API that enforces Telegram's limits, and prints the total time
 // next to the floor implied by 30 messages/s, the 429s received, the flows
 // lost and peak RSS.
 //
-//	go run ./cmd/otpbench backup -n 1000000
+//	go run ./bench backup -n 1000000
 //
 // imports n records, then times otpgate's encrypted backup and its restore
 // next to Badger's own (unencrypted) backup of the same database.
 //
-//	go run ./cmd/otpbench soak -duration 6m
+//	go run ./bench soak -duration 6m
 //
 // runs whole flows without pause, with value-log GC every 30 s, and prints
 // what the store holds and its disk use: short-lived state must level off.
@@ -49,21 +49,21 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/internal/recordfile"
+	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/internal/sample"
 	"github.com/otpgate/otpgate/store"
 )
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "otpbench:", err)
+		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: otpbench import [-n N] | telegram [-users N] | backup [-n N] | soak [-duration D]")
+		return errors.New("usage: go run ./bench import [-n N] | telegram [-users N] | backup [-n N] | soak [-duration D]")
 	}
 	switch args[0] {
 	case "import":

@@ -12,9 +12,9 @@ import (
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/bot/telegram"
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/internal/pii"
-	"github.com/otpgate/otpgate/internal/testfake/phone"
-	tf "github.com/otpgate/otpgate/internal/testfake/telegramfake"
+	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/otp/otptest"
+	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
@@ -44,7 +44,7 @@ func benchTelegram(args []string) error {
 	if err != nil {
 		return err
 	}
-	ph := &phone.Phone{}
+	ph := &otptest.Phone{}
 	pol := otp.DefaultPolicy()
 	// One burst from many numbers in one range is exactly what the SMS caps
 	// are there to stop; lift them for this measurement of Telegram pacing.

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/internal/pii"
-	"github.com/otpgate/otpgate/internal/recordfile"
+	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/store"
 )
 
