@@ -12,8 +12,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/recordfile"
 )
 
 // benchBackup imports n generated records, then times an encrypted otpgate

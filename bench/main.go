@@ -49,9 +49,9 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/internal/sample"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/recordfile"
 )
 
 func main() {

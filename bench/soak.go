@@ -12,9 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/otpgate/otpgate/pii"
-	"github.com/otpgate/otpgate/otp/otptest"
 	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/otp/otptest"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
 )
 

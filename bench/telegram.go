@@ -11,11 +11,11 @@ import (
 
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/bot/telegram"
-	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/pii"
-	"github.com/otpgate/otpgate/otp/otptest"
 	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
+	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/otp/otptest"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
 )
 

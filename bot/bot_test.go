@@ -14,9 +14,9 @@ import (
 
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/pii"
-	"github.com/otpgate/otpgate/otp/otptest"
 	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/otp/otptest"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
 )
 

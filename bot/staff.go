@@ -8,8 +8,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
 )
 

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/pii"
-	"github.com/otpgate/otpgate/otp/otptest"
 	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/otp/otptest"
+	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
 )
 

@@ -19,9 +19,9 @@ import (
 	"github.com/otpgate/otpgate/internal/app"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/internal/sample"
 	smsconsole "github.com/otpgate/otpgate/otp/console"
+	"github.com/otpgate/otpgate/store/recordfile"
 )
 
 const demoUsage = `usage: otpgate demo [-records FILE] [-lang en|hi]

@@ -13,8 +13,8 @@ import (
 
 	"github.com/otpgate/otpgate/internal/app"
 	"github.com/otpgate/otpgate/internal/config"
-	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/recordfile"
 )
 
 const importUsage = `usage: otpgate import [-format auto|jsonl|csv] FILE

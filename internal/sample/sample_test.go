@@ -10,9 +10,9 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/internal/sample"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/recordfile"
 )
 
 func parse(t testing.TB, data []byte) []store.ImportRow {

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"unicode"
 
-	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/pii"
 )
 
 // Sender prints messages to a writer, one line each. It is safe for

@@ -16,8 +16,8 @@ import (
 	twclient "github.com/twilio/twilio-go/client"
 	twapi "github.com/twilio/twilio-go/rest/api/v2010"
 
-	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/pii"
 )
 
 // Twilio error codes with a meaning of their own for otpgate.

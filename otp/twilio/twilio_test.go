@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/pii"
-	"github.com/otpgate/otpgate/otp/twilio/twiliotest"
 	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/otp/twilio/twiliotest"
+	"github.com/otpgate/otpgate/pii"
 )
 
 const (

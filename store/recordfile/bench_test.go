@@ -11,9 +11,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/internal/sample"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/recordfile"
 )
 
 const benchRows = 200_000

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/pii"
-	"github.com/otpgate/otpgate/store/recordfile"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/recordfile"
 )
 
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
