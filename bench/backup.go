@@ -12,6 +12,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/otpgate/otpgate/internal/app"
 	"github.com/otpgate/otpgate/store"
 	"github.com/otpgate/otpgate/store/recordfile"
 )
@@ -31,7 +32,7 @@ func benchBackup(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	opts, ks := benchOptions(filepath.Join(dir, "db"))
-	st, err := store.Open(opts)
+	a, err := newApp(opts.Dir, app.Deps{Channel: app.ChannelNone}, nil)
 	if err != nil {
 		return err
 	}
@@ -40,12 +41,12 @@ func benchBackup(args []string) error {
 		return err
 	}
 	start := time.Now()
-	if _, err := st.Import(context.Background(), rf.Rows); err != nil {
+	if _, err := a.Store.Import(context.Background(), rf.Rows); err != nil {
 		return err
 	}
 	rf.Close()
 	fmt.Printf("imported %d records in %.1fs; data directory %.0f MB\n", *n, time.Since(start).Seconds(), mb(dirSize(opts.Dir)))
-	if err := st.Close(); err != nil {
+	if err := a.Stop(); err != nil {
 		return err
 	}
 
@@ -60,9 +61,10 @@ func benchBackup(args []string) error {
 	rawSize, _ := fileSize(raw)
 	fmt.Printf("%-34s %7.1fs  %6.0f MB\n", "Badger backup (unencrypted)", rawSecs, mb(rawSize, nil))
 
-	if st, err = store.Open(opts); err != nil {
+	if a, err = newApp(opts.Dir, app.Deps{Channel: app.ChannelNone}, nil); err != nil {
 		return err
 	}
+	st := a.Store
 	enc := filepath.Join(dir, "otpgate.age")
 	out, err := os.Create(enc)
 	if err != nil {
@@ -80,7 +82,7 @@ func benchBackup(args []string) error {
 	}
 	encSecs := time.Since(start).Seconds()
 	fmt.Printf("%-34s %7.1fs  %6.0f MB  (%d entries)\n", "otpgate backup (age-encrypted)", encSecs, mb(stats.Bytes, nil), stats.Entries)
-	st.Close()
+	_ = a.Stop()
 
 	in, err := os.Open(enc)
 	if err != nil {

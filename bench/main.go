@@ -32,6 +32,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -48,6 +49,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/otpgate/otpgate/internal/app"
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/internal/sample"
 	"github.com/otpgate/otpgate/store"
@@ -115,7 +117,9 @@ func benchImport(args []string) error {
 	var res [2]result
 	for i, mode := range []string{"child-baseline", "child-import"} {
 		db := filepath.Join(dir, mode)
-		out, err := exec.Command(self, mode, file, db).Output()
+		cmd := exec.Command(self, mode, file, db)
+		cmd.Env = append(os.Environ(), "OTPBENCH_CHILD=1")
+		out, err := cmd.Output()
 		if err != nil {
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
@@ -197,7 +201,8 @@ func generate(n int) (dir, file string, err error) {
 
 // benchOptions opens stores under dir with a fixed benchmark key.
 func benchOptions(dir string) (store.Options, keys.Set) {
-	ks, err := keys.Derive(bytes.Repeat([]byte{0x42}, keys.MasterKeySize))
+	master, _ := hex.DecodeString(benchMasterKey)
+	ks, err := keys.Derive(master)
 	if err != nil {
 		panic(err) // a constant 32-byte key always derives
 	}
@@ -244,11 +249,14 @@ func baseline(file string, o store.Options) (int, error) {
 	return n, db.Close()
 }
 
+// otpgateImport is `otpgate import`'s path: the app's store, the record
+// file's parser and validator, the store's import.
 func otpgateImport(file string, o store.Options) (int, error) {
-	s, err := store.Open(o)
+	a, err := newApp(o.Dir, app.Deps{Channel: app.ChannelNone}, nil)
 	if err != nil {
 		return 0, err
 	}
+	s := a.Store
 	f, err := recordfile.Open(file, recordfile.Options{})
 	if err != nil {
 		return 0, err
@@ -261,7 +269,7 @@ func otpgateImport(file string, o store.Options) (int, error) {
 	if sum.Added != sum.Rows {
 		return 0, fmt.Errorf("import added %d of %d rows", sum.Added, sum.Rows)
 	}
-	return sum.Rows, s.Close()
+	return sum.Rows, a.Stop()
 }
 
 // sampleMemory records, every 50 ms until stopped, the largest anonymous

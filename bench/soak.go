@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/app"
+	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/otp/otptest"
 	"github.com/otpgate/otpgate/pii"
@@ -35,30 +37,26 @@ func benchSoak(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	opts, ks := benchOptions(filepath.Join(dir, "db"))
-	st, err := store.Open(opts)
+	ph := &otptest.Phone{}
+	a, err := newApp(filepath.Join(dir, "db"), app.Deps{Channel: app.ChannelConsole, Sender: ph, SMSWorkers: *workers,
+		Logger: slog.New(slog.DiscardHandler), TunePolicy: func(p *otp.Policy) {
+			p.WrongPerMobile.Period, p.WrongPerRequester.Period = time.Minute, time.Minute
+		}}, func(c *config.Config) {
+		// Short windows, so that a few minutes show whether expired state goes.
+		c.OTPTTL, c.GrantTTL, c.ResendCooldown = 30*time.Second, 30*time.Second, 0
+		c.RequestsPerRequesterHour, c.SendsPerMobileHour, c.SendsPerMobileDay = 1_000_000, 1_000_000, 1_000_000
+		c.SendsPerPrefixHour, c.GlobalSMSPerHour = 1_000_000, 1_000_000
+	})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer a.Stop()
+	st, svc := a.Store, a.OTP
 	const users = 500
 	mobiles, err := seedMobiles(st, 9200000000, users, 1)
 	if err != nil {
 		return err
 	}
-	ph := &otptest.Phone{}
-	pol := otp.DefaultPolicy()
-	// Short windows, so that a few minutes show whether expired state goes.
-	pol.CodeTTL, pol.GrantTTL, pol.ResendCooldown = 30*time.Second, 30*time.Second, 0
-	pol.WrongPerMobile.Period, pol.WrongPerRequester.Period = time.Minute, time.Minute
-	pol.RequestsPerRequesterHr, pol.SendsPerMobileHour, pol.SendsPerMobileDay = 1_000_000, 1_000_000, 1_000_000
-	pol.SendsPerPrefixHour, pol.GlobalSendsPerHour = 1_000_000, 1_000_000
-	svc, err := otp.New(otp.Options{Store: st, Sender: ph, CodeKey: ks.Code, Policy: pol,
-		Logger: slog.New(slog.DiscardHandler), Workers: *workers})
-	if err != nil {
-		return err
-	}
-	defer svc.Close(context.Background())
 
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
@@ -102,7 +100,7 @@ func benchSoak(args []string) error {
 		if err != nil {
 			return err
 		}
-		disk, _ := dirSize(opts.Dir)
+		disk, _ := dirSize(filepath.Join(dir, "db"))
 		fmt.Printf("%8s %8d %7d %7d %7d %8d %9.1f %9.0f\n", time.Since(start).Round(time.Second), flows.Load(),
 			c.Challenges, c.Grants, c.Counters, c.Audit, float64(disk)/1e6, float64(disk)/float64(max(c.Audit, 1)))
 	}

@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
-	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/bot/telegram"
 	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
-	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/internal/app"
+	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/otp/otptest"
 	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
@@ -33,44 +30,33 @@ func benchTelegram(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ks, _ := keys.Derive(bytes.Repeat([]byte{0x24}, keys.MasterKeySize))
-	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	// Two beneficiaries per mobile: the flow includes the chooser.
-	mobiles, err := seedMobiles(st, 9100000000, *users, 2)
-	if err != nil {
-		return err
-	}
-	ph := &otptest.Phone{}
-	pol := otp.DefaultPolicy()
-	// One burst from many numbers in one range is exactly what the SMS caps
-	// are there to stop; lift them for this measurement of Telegram pacing.
-	pol.GlobalSendsPerHour, pol.SendsPerPrefixHour = 1_000_000, 1_000_000
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	svc, err := otp.New(otp.Options{Store: st, Sender: ph, CodeKey: ks.Code, Policy: pol, Logger: log, Workers: 8, Queue: 4 * *users})
-	if err != nil {
-		return err
-	}
-	defer svc.Close(context.Background())
-	eng, err := bot.New(bot.Options{Gate: svc, Records: st, Channel: "telegram", Logger: log, CodeLength: 6,
-		CodeTTL: 3 * time.Minute, ReleaseTTL: 10 * time.Minute})
-	if err != nil {
-		return err
-	}
 	const token = "999:bench-token-for-the-fake-bot-api"
 	fake := tf.New(token, tf.Options{EnforceLimits: true, MaxCalls: 1})
 	defer fake.Close()
-	tg, err := telegram.New(telegram.Options{Token: token, APIURL: fake.URL(), Handler: eng, Deletions: st, Logger: log, PollTimeout: time.Second})
+	ph := &otptest.Phone{}
+	a, err := newApp(dir, app.Deps{
+		Channel: app.ChannelTelegram, Sender: ph, SMSWorkers: 8, SMSQueue: 4 * *users,
+		Telegram: telegram.Options{PollTimeout: time.Second},
+	}, func(c *config.Config) {
+		c.TelegramAPIURL = fake.URL()
+		// One burst from many numbers in one range is exactly what the SMS
+		// caps are there to stop; lift them for this measurement of
+		// Telegram pacing.
+		c.GlobalSMSPerHour, c.SendsPerPrefixHour = 1_000_000, 1_000_000
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Stop()
+	// Two beneficiaries per mobile: the flow includes the chooser.
+	mobiles, err := seedMobiles(a.Store, 9100000000, *users, 2)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runErr := make(chan error, 1)
-	go func() { runErr <- tg.Run(ctx) }()
+	go func() { runErr <- a.Run(ctx) }()
 	if err := fake.WaitFor(context.Background(), fake.Polling); err != nil {
 		return err
 	}
@@ -134,6 +120,9 @@ func benchTelegram(args []string) error {
 		sent, stats.Calls-sent, stats.TooMany429, stats.LimitChat, stats.LimitGlobal, stats.LimitGroup)
 	fmt.Printf("total %.1fs; floor at 30 messages/s %.1fs; ratio %.2f\n", elapsed.Seconds(), floor.Seconds(), elapsed.Seconds()/floor.Seconds())
 	fmt.Printf("peak RSS %.0f MB (this process: otpgate and the fake Bot API together)\n", statusMB("VmHWM:"))
+	if done < len(us) {
+		return fmt.Errorf("%d of %d flows did not complete", len(us)-done, len(us))
+	}
 	return nil
 }
 

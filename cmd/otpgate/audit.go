@@ -44,12 +44,12 @@ func runAudit(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	log := app.NewLogger(e.stderr, cfg)
-	st, _, err := app.OpenStore(cfg, log, false)
+	a, err := app.New(cfg, app.Deps{Channel: app.ChannelNone, Stdout: e.stdout, Stderr: e.stderr})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer a.Stop()
+	st := a.Store
 	switch args[0] {
 	case "verify":
 		n, err := st.VerifyAudit(ctx)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"time"
 
@@ -40,12 +39,12 @@ backup was made with) and OTPGATE_DATA_DIR.`
 // writeBackup writes the encrypted backup to w: directly from the data
 // directory, or, when a running serve holds it, fetched from that process
 // through its ops server. entries is -1 when fetched.
-func writeBackup(ctx context.Context, cfg config.Config, ks keys.Set, log *slog.Logger, w io.Writer, e env) (entries int64, err error) {
-	st, _, err := app.OpenStore(cfg, log, false)
+func writeBackup(ctx context.Context, cfg config.Config, ks keys.Set, w io.Writer, e env) (entries int64, err error) {
+	a, err := app.New(cfg, app.Deps{Channel: app.ChannelNone, Stdout: e.stdout, Stderr: e.stderr})
 	switch {
 	case err == nil:
-		stats, berr := st.Backup(ctx, w, ks.Backup)
-		return stats.Entries, errors.Join(berr, st.Close())
+		stats, berr := a.Store.Backup(ctx, w, ks.Backup)
+		return stats.Entries, errors.Join(berr, a.Stop())
 	case errors.Is(err, store.ErrLocked) && cfg.OpsListen != "":
 		fmt.Fprintf(e.stderr, "%s is in use by a running otpgate; fetching the backup from it through %s\n", cfg.DataDir, cfg.OpsListen)
 		return -1, app.FetchBackup(ctx, cfg.OpsListen, ks, w)
@@ -78,12 +77,11 @@ func runBackup(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return fmt.Errorf("OTPGATE_MASTER_KEY: %w", err)
 	}
-	log := app.NewLogger(e.stderr, cfg)
 	start := time.Now()
 	if *out == "-" {
 		// To standard output, e.g. `kubectl exec … otpgate backup -o - > file`
 		// where the image has no shell to copy a file out with.
-		entries, err := writeBackup(ctx, cfg, ks, log, e.stdout, e)
+		entries, err := writeBackup(ctx, cfg, ks, e.stdout, e)
 		if err != nil {
 			return err
 		}
@@ -116,7 +114,7 @@ func runBackup(ctx context.Context, args []string, e env) error {
 		}
 	}()
 
-	entries, err := writeBackup(ctx, cfg, ks, log, f, e)
+	entries, err := writeBackup(ctx, cfg, ks, f, e)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/internal/sample"
-	smsconsole "github.com/otpgate/otpgate/otp/console"
 	"github.com/otpgate/otpgate/store/recordfile"
 )
 
@@ -71,15 +70,11 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	out := console.NewWriter(e.stdout)
 	// The demo's terminal is the chat: only warnings go to standard error.
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	core, err := app.OpenCore(cfg, smsconsole.New(out), log, nil)
+	a, err := app.New(cfg, app.Deps{Channel: app.ChannelConsole, Stdout: out, Stderr: e.stderr, Logger: log})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = core.Close(cctx)
-	}()
+	defer a.Stop()
 
 	var f *recordfile.File
 	if *records != "" {
@@ -92,26 +87,22 @@ func runDemo(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer f.Close()
-	sum, err := importRecords(ctx, core.Store, f, out)
+	sum, err := importRecords(ctx, a.Store, f, out)
 	if err != nil {
 		return err
 	}
 
-	eng, err := core.Engine("console")
-	if err != nil {
-		return err
-	}
 	interactive := isTerminal(e.stdin)
 	banner(out, *records == "", sum.Rows, cfg)
 	err = console.Run(ctx, console.Options{
-		Handler: eng, In: e.stdin, Out: out, UserID: 1, Lang: *lang,
+		Handler: a.Engine, In: e.stdin, Out: out, UserID: 1, Lang: *lang,
 		Prompt: map[bool]string{true: "you> "}[interactive],
 		AfterEach: func(ctx context.Context) {
 			// Wait for the SMS a message may have triggered, so the phone
 			// line appears before the next prompt (and in order when piped).
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			_ = core.OTP.Idle(wctx)
+			_ = a.OTP.Idle(wctx)
 		},
 	})
 	if interactive {

@@ -47,21 +47,19 @@ func runImport(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	log := app.NewLogger(e.stderr, cfg)
 	prog := newProgress(e.stderr)
 	f, err := recordfile.Open(fs.Arg(0), recordfile.Options{Format: ff, Progress: prog.update})
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, _, err := app.OpenStore(cfg, log, false)
+	a, err := app.New(cfg, app.Deps{Channel: app.ChannelNone, Stdout: e.stdout, Stderr: e.stderr})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	_, err = importRecords(ctx, st, f, e.stdout)
+	_, err = importRecords(ctx, a.Store, f, e.stdout)
 	prog.done()
-	return err
+	return errors.Join(err, a.Stop())
 }
 
 // importRecords runs the import and prints the outcome: the summary, or

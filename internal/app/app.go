@@ -1,38 +1,317 @@
-// Package app wires otpgate's parts together from a config.Config: the one
-// place that chooses concrete types. Commands in cmd/otpgate call it; tests
-// embed the whole program through it.
+// Package app is otpgate's composition root: the one place that chooses
+// concrete types and wires them together. New builds the whole program from
+// a validated config.Config plus injected dependencies; serve, demo, the
+// admin commands, the benchmarks and the end-to-end tests all build through
+// it, so what is tested and measured is what ships.
+//
+// The lifecycle follows alertmanager's: every resource registers its
+// teardown as it is created, and Stop runs them in reverse under one
+// shutdown budget (ShutdownBudget), which is also what the README promises.
 package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpgate/otpgate/bot"
+	"github.com/otpgate/otpgate/bot/telegram"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/otp"
+	smsconsole "github.com/otpgate/otpgate/otp/console"
+	"github.com/otpgate/otpgate/otp/twilio"
 	"github.com/otpgate/otpgate/store"
 )
 
-// OpenStore derives the keys from the master key and opens the data
-// directory.
-func OpenStore(cfg config.Config, log *slog.Logger, readOnly bool) (*store.Store, keys.Set, error) {
+// ShutdownBudget bounds Stop as a whole: finishing the updates in hand,
+// flushing queued Telegram sends and SMS, closing the ops server and the
+// store. Past it, whatever is left is abandoned and reported.
+const ShutdownBudget = 10 * time.Second
+
+// Channel names the chat front end the program serves.
+type Channel string
+
+const (
+	// ChannelTelegram is `otpgate serve`: the Telegram adapter, the ops
+	// server and the maintenance loops.
+	ChannelTelegram Channel = "telegram"
+	// ChannelConsole is `otpgate demo`: the engine is driven by the caller
+	// (bot/console); nothing listens.
+	ChannelConsole Channel = "console"
+	// ChannelNone opens the store only: the admin commands (import, audit,
+	// backup).
+	ChannelNone Channel = ""
+)
+
+// Deps are the dependencies New does not derive from the configuration.
+// Zero values choose the production ones.
+type Deps struct {
+	// Channel selects what New builds above the store.
+	Channel Channel
+	// Stdout receives what the console SMS provider prints (as on a phone);
+	// Stderr the logs and the development-mode warning. Nil: os.Stdout and
+	// os.Stderr.
+	Stdout, Stderr io.Writer
+	// Logger replaces the configured logger (tests capture logs with it).
+	Logger *slog.Logger
+	// Registry receives every metric; nil makes a new one (NewRegistry).
+	Registry *prometheus.Registry
+	// Now is the clock of every component; nil means time.Now.
+	Now func() time.Time
+	// Sender replaces the configured SMS provider (tests, benchmarks).
+	Sender otp.Sender
+	// TelegramTransport and TwilioTransport replace the HTTP transports of
+	// the two clients (tests point them at fakes; nil is the default).
+	TelegramTransport http.RoundTripper
+	TwilioTransport   http.RoundTripper
+	// InMemory keeps the store in memory instead of cfg.DataDir (tests).
+	InMemory bool
+	// ReadOnly opens the store read-only (audit verify).
+	ReadOnly bool
+	// SMSWorkers and SMSQueue size the code service's send queue; zero
+	// keeps otp's defaults.
+	SMSWorkers, SMSQueue int
+	// TunePolicy adjusts the code policy past what the configuration
+	// exposes (the soak benchmark shortens the guess windows); nil keeps it.
+	TunePolicy func(*otp.Policy)
+	// Telegram tunes the adapter for tests and benchmarks; New sets the
+	// fields it owns (token, URL, handler, deletions, logger, registerer,
+	// transport, webhook, clock) over it.
+	Telegram telegram.Options
+}
+
+// App is the running program. Its exported parts are for the commands and
+// the tests that drive them; nil where the Channel does not need them.
+type App struct {
+	Config   config.Config
+	Keys     keys.Set
+	Store    *store.Store
+	OTP      *otp.Service
+	Engine   *bot.Engine
+	Telegram *telegram.Bot
+	Registry *prometheus.Registry
+	Log      *slog.Logger
+
+	ops      *Ops
+	deps     Deps
+	teardown []step
+	stopped  bool
+}
+
+// step is one teardown, named for the report when it fails.
+type step struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+// New builds the program. It opens the store (the only I/O it does besides
+// binding the ops listener); on any error it undoes what it built.
+func New(cfg config.Config, deps Deps) (a *App, err error) {
+	if deps.Stdout == nil {
+		deps.Stdout = os.Stdout
+	}
+	if deps.Stderr == nil {
+		deps.Stderr = os.Stderr
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Registry == nil {
+		deps.Registry = NewRegistry()
+	}
+	log := deps.Logger
+	if log == nil {
+		log = NewLogger(deps.Stderr, cfg)
+	}
+	a = &App{Config: cfg, Registry: deps.Registry, Log: log, deps: deps}
+	defer func() {
+		if err != nil {
+			_ = a.Stop()
+			a = nil
+		}
+	}()
+
+	if a.Store, a.Keys, err = openStore(cfg, deps, log); err != nil {
+		return a, err
+	}
+	a.onStop("store", func(context.Context) error { return a.Store.Close() })
+	if deps.Channel == ChannelNone {
+		return a, nil
+	}
+
+	tpl, err := templates(cfg)
+	if err != nil {
+		return a, err
+	}
+	sender := deps.Sender
+	if sender == nil {
+		if sender, err = smsSender(cfg, deps, log); err != nil {
+			return a, err
+		}
+	}
+	pol := Policy(cfg)
+	if deps.TunePolicy != nil {
+		deps.TunePolicy(&pol)
+	}
+	a.OTP, err = otp.New(otp.Options{
+		Store: a.Store, Sender: sender, CodeKey: a.Keys.Code, Policy: pol, Templates: tpl,
+		Logger: log, Now: deps.Now, Registerer: deps.Registry, Workers: deps.SMSWorkers, Queue: deps.SMSQueue,
+	})
+	if err != nil {
+		return a, err
+	}
+	a.onStop("sms queue", a.OTP.Close)
+
+	a.Engine, err = bot.New(bot.Options{
+		Gate: a.OTP, Records: a.Store, Channel: string(deps.Channel), Logger: log, Now: deps.Now,
+		CodeLength: a.OTP.Policy().CodeLength, CodeTTL: cfg.OTPTTL, ReleaseTTL: cfg.ReleaseDeleteAfter,
+		StaffUsers: cfg.StaffUsers, StaffChats: cfg.StaffChats, Registerer: deps.Registry,
+	})
+	if err != nil {
+		return a, err
+	}
+	if deps.Channel != ChannelTelegram {
+		return a, nil
+	}
+
+	to := deps.Telegram
+	to.Token, to.APIURL, to.Handler = cfg.TelegramToken.Reveal(), cfg.TelegramAPIURL, a.Engine
+	to.Deletions, to.Logger, to.Registerer = storeDeletions{a.Store}, log, deps.Registry
+	to.WebhookURL, to.WebhookListen, to.WebhookSecret = cfg.WebhookURL, cfg.WebhookListen, cfg.WebhookSecret.Reveal()
+	to.HTTPTransport = deps.TelegramTransport
+	// The adapter drains within the budget; what is left of it after the
+	// adapter stops belongs to the SMS queue, the ops server and the store.
+	to.ShutdownTimeout = ShutdownBudget * 6 / 10
+	if a.Telegram, err = telegram.New(to); err != nil {
+		return a, err
+	}
+	if cfg.OpsListen != "" {
+		if err := a.startOps(); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+// onStop registers a teardown; Stop runs them in reverse.
+func (a *App) onStop(name string, fn func(ctx context.Context) error) {
+	a.teardown = append(a.teardown, step{name, fn})
+}
+
+// Run serves until ctx ends: the Telegram adapter and the store's
+// maintenance. For the console and admin channels it only runs maintenance
+// until ctx ends. It does not tear down: call Stop after it returns.
+func (a *App) Run(ctx context.Context) error {
+	gcDone := make(chan struct{})
+	gcCtx, stopGC := context.WithCancel(ctx)
+	go func() {
+		defer close(gcDone)
+		a.collectGarbage(gcCtx)
+	}()
+	defer func() { stopGC(); <-gcDone }()
+	if a.Telegram == nil {
+		<-ctx.Done()
+		return nil
+	}
+	a.Log.Info("otpgate serving", "component", "app", "data_dir", a.Config.DataDir, "sms", a.Config.SMSProvider)
+	err := a.Telegram.Run(ctx)
+	a.Log.Info("otpgate stopped", "component", "app")
+	return err
+}
+
+// Stop tears everything down in reverse order of creation, within
+// ShutdownBudget overall. Every step runs even when an earlier one failed;
+// the errors are joined. Calling Stop again does nothing.
+func (a *App) Stop() error {
+	if a.stopped {
+		return nil
+	}
+	a.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownBudget)
+	defer cancel()
+	var errs []error
+	for i := len(a.teardown) - 1; i >= 0; i-- {
+		s := a.teardown[i]
+		if err := s.fn(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping %s: %w", s.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// collectGarbage runs Badger's value-log GC every ten minutes until ctx
+// ends.
+func (a *App) collectGarbage(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.Store.CollectGarbage(); err != nil {
+				a.Log.Warn("value-log GC", "component", "store", "err", err)
+			}
+		}
+	}
+}
+
+// OpsAddr is where the ops server listens, "" when it is off.
+func (a *App) OpsAddr() string {
+	if a.ops == nil {
+		return ""
+	}
+	return a.ops.Addr()
+}
+
+func (a *App) startOps() error {
+	ops, err := StartOps(OpsOptions{
+		Addr: a.Config.OpsListen, Registry: a.Registry, Logger: a.Log,
+		Checks: map[string]Check{
+			"store": a.Store.Ping,
+			"telegram": func(context.Context) error {
+				if !a.Telegram.Reachable() {
+					return errors.New("telegram not reachable")
+				}
+				return nil
+			},
+			// serve does not start without a provider (config checks); the
+			// check states it for operators reading /readyz.
+			"sms": func(context.Context) error { return nil },
+		},
+		Extra: map[string]http.Handler{"GET /backup": BackupHandler(a.Store, a.Keys, a.Log)},
+	})
+	if err != nil {
+		return err
+	}
+	a.ops = ops
+	a.onStop("ops server", ops.Shutdown)
+	return nil
+}
+
+// openStore derives the keys from the master key and opens the data
+// directory (or memory).
+func openStore(cfg config.Config, deps Deps, log *slog.Logger) (*store.Store, keys.Set, error) {
 	ks, err := keys.Derive(cfg.MasterKey.Bytes())
 	if err != nil {
 		return nil, keys.Set{}, fmt.Errorf("OTPGATE_MASTER_KEY: %w", err)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, keys.Set{}, fmt.Errorf("OTPGATE_DATA_DIR: %w", err)
+	if !deps.InMemory {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, keys.Set{}, fmt.Errorf("OTPGATE_DATA_DIR: %w", err)
+		}
 	}
 	s, err := store.Open(store.Options{
-		Dir: cfg.DataDir, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit,
-		Logger: log.With("component", "store"), ReadOnly: readOnly,
+		Dir: cfg.DataDir, InMemory: deps.InMemory, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit,
+		Logger: log.With("component", "store"), Now: deps.Now, ReadOnly: deps.ReadOnly,
 	})
 	if errors.Is(err, store.ErrWrongKey) {
 		return nil, keys.Set{}, fmt.Errorf("OTPGATE_MASTER_KEY does not open %s: it was written with another key: %w", cfg.DataDir, err)
@@ -65,8 +344,8 @@ func Policy(cfg config.Config) otp.Policy {
 	return p
 }
 
-// Templates loads the operator's SMS templates, or the defaults.
-func Templates(cfg config.Config) (otp.Templates, error) {
+// templates loads the operator's SMS templates, or the defaults.
+func templates(cfg config.Config) (otp.Templates, error) {
 	if cfg.SMSTemplates == "" {
 		return otp.DefaultTemplates(), nil
 	}
@@ -82,77 +361,21 @@ func Templates(cfg config.Config) (otp.Templates, error) {
 	return t, nil
 }
 
-// Core is the running engine: store, code service and conversation engine.
-type Core struct {
-	Store  *store.Store
-	OTP    *otp.Service
-	Keys   keys.Set
-	log    *slog.Logger
-	cfg    config.Config
-	reg    prometheus.Registerer
-	closed bool
-}
-
-// OpenCore opens the store and starts the code service with sender. reg,
-// when not nil, receives the metrics of the service and of the engines
-// built from the core.
-func OpenCore(cfg config.Config, sender otp.Sender, log *slog.Logger, reg prometheus.Registerer) (*Core, error) {
-	tpl, err := Templates(cfg)
-	if err != nil {
-		return nil, err
-	}
-	st, ks, err := OpenStore(cfg, log, false)
-	if err != nil {
-		return nil, err
-	}
-	svc, err := otp.New(otp.Options{Store: st, Sender: sender, CodeKey: ks.Code, Policy: Policy(cfg), Templates: tpl, Logger: log, Registerer: reg})
-	if err != nil {
-		_ = st.Close()
-		return nil, err
-	}
-	return &Core{Store: st, OTP: svc, Keys: ks, log: log, cfg: cfg, reg: reg}, nil
-}
-
-// Engine builds a conversation engine for channel over the core.
-func (c *Core) Engine(channel string) (*bot.Engine, error) {
-	return bot.New(bot.Options{
-		Gate: c.OTP, Records: c.Store, Channel: channel, Logger: c.log,
-		CodeLength: c.OTP.Policy().CodeLength, CodeTTL: c.cfg.OTPTTL, ReleaseTTL: c.cfg.ReleaseDeleteAfter,
-		StaffUsers: c.cfg.StaffUsers, StaffChats: c.cfg.StaffChats, Registerer: c.reg,
-	})
-}
-
-// CollectGarbage runs Badger's value-log GC every ten minutes until ctx
-// ends or the returned stop is called (which waits for it).
-func (c *Core) CollectGarbage(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(10 * time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := c.Store.CollectGarbage(); err != nil {
-					c.log.Warn("value-log GC", "component", "store", "err", err)
-				}
-			}
+// smsSender picks the provider. The console provider prints codes to the
+// terminal: config refuses it in serve unless OTPGATE_DEVELOPMENT is set,
+// and serve announces it loudly on every start.
+func smsSender(cfg config.Config, deps Deps, log *slog.Logger) (otp.Sender, error) {
+	if cfg.SMSProvider == config.ProviderConsole {
+		if deps.Channel == ChannelTelegram {
+			const warn = "DEVELOPMENT MODE: SMS codes are printed on this terminal, not sent. Never run this in production."
+			fmt.Fprintln(deps.Stderr, "!!! "+warn+" !!!")
+			log.Warn(warn, "component", "app")
 		}
-	}()
-	return func() { cancel(); <-done }
-}
-
-// Close lets queued code requests finish until ctx ends, then closes the
-// store. Both happen even when the first fails.
-func (c *Core) Close(ctx context.Context) error {
-	if c.closed {
-		return nil
+		return smsconsole.New(deps.Stdout), nil
 	}
-	c.closed = true
-	errOTP := c.OTP.Close(ctx)
-	errStore := c.Store.Close()
-	return errors.Join(errOTP, errStore)
+	return twilio.New(twilio.Options{
+		AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken.Reveal(),
+		From: cfg.TwilioFrom, MessagingServiceSID: cfg.TwilioMessagingServiceSID,
+		APIURL: cfg.TwilioAPIURL, Logger: log, Transport: deps.TwilioTransport,
+	})
 }
