@@ -1,96 +1,49 @@
 package bot_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/otpgate/otpgate/bot"
-	"github.com/otpgate/otpgate/internal/keys"
+	"github.com/otpgate/otpgate/internal/app/apptest"
+	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/otp/otptest"
-	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
 )
 
-type person struct {
-	ref, name, mobile, id string
+// people: two on one mobile, one alone.
+var people = []apptest.Person{
+	{Ref: "40000000000001", Name: "Sunita Devi", Mobile: "9000000201", ID: "612361236123", Doses: dose1},
+	{Ref: "40000000000002", Name: "Raju Prasad", Mobile: "9000000201", ID: "612361236124", Doses: dose1},
+	{Ref: "40000000000003", Name: "Farah Khan", Mobile: "9000000202", ID: "612361236125", Doses: dose1},
 }
 
-// people: two on one mobile, one alone.
-var people = []person{
-	{"40000000000001", "Sunita Devi", "9000000201", "612361236123"},
-	{"40000000000002", "Raju Prasad", "9000000201", "612361236124"},
-	{"40000000000003", "Farah Khan", "9000000202", "612361236125"},
-}
+var dose1 = []store.Dose{{Number: 1, Vaccine: "COVISHIELD", Date: "2021-05-02", Center: "PHC Rampur"}}
 
 type harness struct {
 	eng  *bot.Engine
 	svc  *otp.Service
 	st   *store.Store
 	ph   *otptest.Phone
-	logs *syncBuf
+	logs *apptest.Buffer
 }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func newHarness(t *testing.T) *harness { return newHarnessFlood(t, 100000) }
 
+// newHarnessFlood builds the program through the composition root with the
+// send caps lifted (these tests run many flows from few users) and the
+// given per-user message cap.
 func newHarnessFlood(t *testing.T, flood int) *harness {
 	t.Helper()
-	ks, _ := keys.Derive(bytes.Repeat([]byte{9}, 32))
-	logs := &syncBuf{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	_, err = st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
-		for i, p := range people {
-			m, _ := pii.ParseMobile(p.mobile)
-			id, _ := pii.NormalizeID(p.id)
-			r := store.ImportRow{Line: i + 1, ID: id, Record: store.Record{RefID: p.ref, Name: p.name, BirthYear: 1975, Gender: "F",
-				Mobile: m, IDType: "aadhaar", IDLast4: id.Last4(), Doses: []store.Dose{{Number: 1, Vaccine: "COVISHIELD", Date: "2021-05-02", Center: "PHC Rampur"}}}}
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := otp.DefaultPolicy()
-	pol.ResendCooldown = 0
-	pol.RequestsPerRequesterHr = 1000
-	pol.SendsPerMobileHour, pol.SendsPerMobileDay, pol.SendsPerPrefixHour = 1000, 1000, 1000
-	pol.WrongPerMobile.Max, pol.WrongPerRequester.Max = 1000, 1000
-	ph := &otptest.Phone{}
-	svc, err := otp.New(otp.Options{Store: st, Sender: ph, CodeKey: ks.Code, Policy: pol, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Close(context.Background()) })
-	eng, err := bot.New(bot.Options{Gate: svc, Records: st, Channel: "test", Logger: log, CodeLength: 6, CodeTTL: 3 * time.Minute,
-		ReleaseTTL: 10 * time.Minute, FloodPerMinute: flood})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &harness{eng: eng, svc: svc, st: st, ph: ph, logs: logs}
+	a := apptest.New(t, apptest.Options{Lenient: true, Config: func(c *config.Config) { c.FloodPerMinute = flood }})
+	a.Import(t, people...)
+	return &harness{eng: a.Engine, svc: a.OTP, st: a.Store, ph: a.Phone, logs: a.Logs}
 }
 
 func (h *harness) send(t *testing.T, user int64, text string) []bot.Reply {
@@ -268,7 +221,7 @@ func TestRandomisedNoFieldWithoutCode(t *testing.T) {
 		case 5:
 			u.Text = []string{"/logout", "/cancel", "/start", "/privacy"}[rng.IntN(4)]
 		case 6:
-			u.Text = people[rng.IntN(len(people))].ref
+			u.Text = people[rng.IntN(len(people))].Ref
 		}
 		if u.Text == "" && u.Callback == nil {
 			continue
@@ -308,10 +261,10 @@ func TestRandomisedNoFieldWithoutCode(t *testing.T) {
 			refusals++
 		}
 		for _, p := range people {
-			if strings.Contains(out, p.name) || strings.Contains(out, p.ref) {
+			if strings.Contains(out, p.Name) || strings.Contains(out, p.Ref) {
 				releases++
-				if !verified[user][p.mobile] {
-					t.Fatalf("step %d: user %d saw %s without verifying %s; update %+v\n%s", step, user, p.name, p.mobile, u, out)
+				if !verified[user][p.Mobile] {
+					t.Fatalf("step %d: user %d saw %s without verifying %s; update %+v\n%s", step, user, p.Name, p.Mobile, u, out)
 				}
 			}
 		}
@@ -336,7 +289,7 @@ func TestLogsOfAWholeFlowCarryNoPII(t *testing.T) {
 		t.Fatalf("flow did not complete:\n%s", logs)
 	}
 	for _, p := range people[:2] {
-		for _, s := range []string{p.name, p.ref, p.id, p.mobile, strings.Fields(p.name)[0]} {
+		for _, s := range []string{p.Name, p.Ref, p.ID, p.Mobile, strings.Fields(p.Name)[0]} {
 			if strings.Contains(logs, s) {
 				t.Errorf("logs contain %q", s)
 			}

@@ -173,7 +173,8 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 	a.Engine, err = bot.New(bot.Options{
 		Gate: a.OTP, Records: a.Store, Channel: string(deps.Channel), Logger: log, Now: deps.Now,
 		CodeLength: a.OTP.Policy().CodeLength, CodeTTL: cfg.OTPTTL, ReleaseTTL: cfg.ReleaseDeleteAfter,
-		StaffUsers: cfg.StaffUsers, StaffChats: cfg.StaffChats, Registerer: deps.Registry,
+		FloodPerMinute: cfg.FloodPerMinute,
+		StaffUsers:     cfg.StaffUsers, StaffChats: cfg.StaffChats, Registerer: deps.Registry,
 	})
 	if err != nil {
 		return a, err

@@ -86,6 +86,8 @@ type Config struct {
 	GrantTTL           time.Duration `envconfig:"GRANT_TTL" default:"10m" desc:"how long a successful OTP lets the chat user see the record"`
 	ReleaseDeleteAfter time.Duration `envconfig:"RELEASE_DELETE_AFTER" default:"10m" desc:"delete messages carrying a record after this long; under 48h (Telegram deletes no older messages)"`
 
+	FloodPerMinute int `envconfig:"FLOOD_PER_MINUTE" default:"20" desc:"chat messages one user may send per minute; past it the user is told once to slow down and ignored until the minute is over"`
+
 	StaffUsers []int64 `envconfig:"STAFF_USERS" default:"" desc:"comma-separated Telegram user ids of support staff"`
 	StaffChats []int64 `envconfig:"STAFF_CHATS" default:"" desc:"comma-separated group chat ids (negative) where staff may use the bot"`
 

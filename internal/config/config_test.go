@@ -64,6 +64,7 @@ func TestLoadDefaults(t *testing.T) {
 		SMSCountries:               []string{"91"},
 		GrantTTL:                   10 * time.Minute,
 		ReleaseDeleteAfter:         10 * time.Minute,
+		FloodPerMinute:             20,
 		LogLevel:                   "info",
 		LogFormat:                  "text",
 	}

@@ -83,7 +83,8 @@ var validators = map[string]func(c *Config) error{
 		}
 		return nil
 	},
-	"GrantTTL": func(c *Config) error { return positive(c.GrantTTL) },
+	"GrantTTL":       func(c *Config) error { return positive(c.GrantTTL) },
+	"FloodPerMinute": func(c *Config) error { return atLeastOne(c.FloodPerMinute) },
 	"ReleaseDeleteAfter": func(c *Config) error {
 		if err := positive(c.ReleaseDeleteAfter); err != nil {
 			return err
