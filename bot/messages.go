@@ -96,12 +96,8 @@ var catalogue = map[string][msgCount]string{
 var english = [msgCount]string{
 	msgStart: "Hello! I show your COVID-19 vaccination record — only after you prove the registered mobile number is yours with a one-time code sent to it by SMS.\n\n" +
 		"Send /lookup to begin. /privacy explains what is kept, /help lists the commands.",
-	msgHelp: "Commands:\n" +
-		"/lookup — see your vaccination record (you can add your mobile: /lookup 98765 43210)\n" +
-		"/cancel — stop a lookup you started\n" +
-		"/logout — end your session now\n" +
-		"/language — English or हिन्दी\n" +
-		"/privacy — what is kept and for how long",
+	// msgHelp heads /help; the lines come from the command table.
+	msgHelp: "Commands:",
 	msgPrivacy: "What happens to your data:\n" +
 		"• Your record is shown only after the code sent by SMS to the mobile number registered on it is typed here.\n" +
 		"• The code is valid for %d minutes and works once. Never share it with anyone you did not ask for help.\n" +
@@ -148,7 +144,7 @@ var english = [msgCount]string{
 	msgMenuLookup:         "See your vaccination record (code by SMS)",
 	msgMenuLogout:         "End your session now",
 	msgMenuCancel:         "Stop a lookup you started",
-	msgMenuLanguage:       "English or हिन्दी",
+	msgMenuLanguage:       "Choose your language",
 	msgMenuPrivacy:        "What is kept and for how long",
 	msgMenuHelp:           "What this bot can do",
 	msgMenuHistory:        "Who has seen your record",

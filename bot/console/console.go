@@ -18,16 +18,9 @@ import (
 	"github.com/otpgate/otpgate/bot"
 )
 
-// Handler is the engine. *bot.Engine implements it.
-type Handler interface {
-	Handle(ctx context.Context, u bot.Update) []bot.Reply
-}
-
-var _ Handler = (*bot.Engine)(nil)
-
 // Options configure Run.
 type Options struct {
-	Handler Handler
+	Handler bot.Handler
 	In      io.Reader
 	Out     io.Writer // shared with the console SMS sender: wrap it in a Writer
 	UserID  int64

@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/otpgate/otpgate/otp"
@@ -28,28 +27,17 @@ func (c *conv) group() {
 		c.say(msgGroupWelcome)
 		return
 	}
-	cmd, arg, isCmd := parseCommand(u.Text)
+	cmd, arg, isCmd := findCommand(u.Text)
 	switch {
-	case isCmd && cmd == "/lookup" && c.e.staffUsers[u.UserID]:
-		c.staffLookup(arg)
-	case isCmd && (cmd == "/lookup" || cmd == "/start" || cmd == "/help" || cmd == "/history"):
+	case cmd != nil && cmd.staff != nil && c.e.staffUsers[u.UserID]:
+		cmd.staff(c, arg)
+	case cmd != nil && cmd.groupHint:
 		c.say(msgGroupNotStaff)
 		c.hygiene()
-	case isCmd:
-		c.hygiene() // other bots' commands, typos: only clean up
 	default:
+		_ = isCmd // other bots' commands, typos, chatter: only clean up
 		c.hygiene()
 	}
-}
-
-func parseCommand(t string) (name, arg string, ok bool) {
-	t = strings.TrimSpace(t)
-	if !strings.HasPrefix(t, "/") {
-		return "", "", false
-	}
-	name, arg, _ = strings.Cut(t, " ")
-	name, _, _ = strings.Cut(strings.ToLower(name), "@")
-	return name, strings.TrimSpace(arg), true
 }
 
 // staffLookup sends the consent code to the mobile registered on whatever
@@ -144,51 +132,3 @@ func (c *conv) redeemLink(token string) {
 	c.s.state = stateAwaitStaffCode
 	c.say(msgStaffEnterCode, c.e.o.CodeLength)
 }
-
-// history shows the beneficiary every release of their records.
-func (c *conv) history() {
-	if c.s.grant.ID == "" {
-		c.say(msgHistoryNeedsCode)
-		return
-	}
-	acc, err := c.e.o.Records.History(c.ctx, c.s.grant, 20)
-	switch {
-	case errors.Is(err, store.ErrNoGrant):
-		c.s.grant = store.GrantRef{}
-		c.say(msgHistoryNeedsCode)
-		return
-	case err != nil:
-		c.e.log.Error("history", "err", err)
-		c.say(msgTryLater)
-		return
-	}
-	if len(acc) == 0 {
-		c.say(msgHistoryEmpty)
-		return
-	}
-	var b strings.Builder
-	b.WriteString(text(c.lang, msgHistoryTitle))
-	for _, a := range acc {
-		b.WriteString("\n")
-		who := text(c.lang, msgHistoryOther)
-		switch {
-		case a.Agent != "":
-			who = text(c.lang, msgHistoryAgent, a.Agent)
-		case a.Self:
-			who = text(c.lang, msgHistoryYou)
-		}
-		what := text(c.lang, msgHistoryNames)
-		for _, f := range a.Fields {
-			if f == "birth_year" {
-				what = text(c.lang, msgHistoryRecord)
-			}
-		}
-		b.WriteString(text(c.lang, msgHistoryLine, a.Time.In(ist).Format("2006-01-02 15:04"), who, what))
-	}
-	c.e.releases.WithLabelValues(string(store.AudienceBeneficiary), "history").Inc()
-	r := c.sayText(b.String())
-	r.Sensitive, r.DeleteAfter = true, c.e.o.ReleaseTTL
-}
-
-// ist is India Standard Time, fixed: India keeps no daylight saving.
-var ist = time.FixedZone("IST", 5*3600+1800)
