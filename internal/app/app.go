@@ -79,6 +79,9 @@ type Deps struct {
 	// SMSWorkers and SMSQueue size the code service's send queue; zero
 	// keeps otp's defaults.
 	SMSWorkers, SMSQueue int
+	// ShutdownBudget replaces the package's ShutdownBudget (tests of the
+	// bound); zero keeps it.
+	ShutdownBudget time.Duration
 	// TunePolicy adjusts the code policy past what the configuration
 	// exposes (the soak benchmark shortens the guess windows); nil keeps it.
 	TunePolicy func(*otp.Policy)
@@ -126,6 +129,9 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 	}
 	if deps.Registry == nil {
 		deps.Registry = NewRegistry()
+	}
+	if deps.ShutdownBudget <= 0 {
+		deps.ShutdownBudget = ShutdownBudget
 	}
 	log := deps.Logger
 	if log == nil {
@@ -190,7 +196,7 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 	to.HTTPTransport = deps.TelegramTransport
 	// The adapter drains within the budget; what is left of it after the
 	// adapter stops belongs to the SMS queue, the ops server and the store.
-	to.ShutdownTimeout = ShutdownBudget * 6 / 10
+	to.ShutdownTimeout = deps.ShutdownBudget * 6 / 10
 	if a.Telegram, err = telegram.New(to); err != nil {
 		return a, err
 	}
@@ -236,7 +242,7 @@ func (a *App) Stop() error {
 		return nil
 	}
 	a.stopped = true
-	ctx, cancel := context.WithTimeout(context.Background(), ShutdownBudget)
+	ctx, cancel := context.WithTimeout(context.Background(), a.deps.ShutdownBudget)
 	defer cancel()
 	var errs []error
 	for i := len(a.teardown) - 1; i >= 0; i-- {
