@@ -140,11 +140,13 @@ func digitsOnly(s string, allowPlus bool) (digits string, plus, ok bool) {
 }
 
 // digitValue returns the value of a decimal digit rune. Unicode lays every
-// decimal digit set out as ten consecutive code points starting with zero,
-// so the value is the distance from the start of the run, modulo ten.
+// decimal digit set out as ten consecutive code points starting with zero
+// (a stability guarantee), so the value is the distance from the start of
+// the contiguous run, modulo ten. Runs can be longer than ten: the
+// mathematical digits U+1D7CE–U+1D7FF are five sets back to back.
 func digitValue(r rune) int {
 	n := 0
-	for n < 40 && unicode.Is(unicode.Nd, r-rune(n)-1) {
+	for unicode.Is(unicode.Nd, r-rune(n)-1) {
 		n++
 	}
 	return n % 10
