@@ -217,9 +217,12 @@ func (c *conv) handle() {
 		return
 	}
 	switch {
+	case u.Edited:
+		// An edit in a private chat is neither a new lookup nor a code;
+		// answering it would only invite guessing by editing.
 	case u.Contact != nil:
 		c.contact()
-	case u.Unsupported:
+	case u.Unsupported || u.Caption:
 		c.say(msgTextOnly)
 	case utf8.RuneCountInString(u.Text) > maxText || len(u.Text) > 4*maxText:
 		c.say(msgTooLong)

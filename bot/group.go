@@ -18,13 +18,17 @@ func (c *conv) group() {
 	u := c.u
 	if !c.e.staffChats[u.ChatID] {
 		// Not a helpdesk group: say so once, then leave.
-		if u.AddedToGroup || strings.HasPrefix(strings.TrimSpace(u.Text), "/") {
+		if u.AddedToGroup || (!u.Edited && !u.Caption && strings.HasPrefix(strings.TrimSpace(u.Text), "/")) {
 			c.say(msgGroupNotEnabled).LeaveChat = true
 		}
 		return
 	}
 	if u.AddedToGroup {
 		c.say(msgGroupWelcome)
+		return
+	}
+	if u.Edited || u.Caption {
+		c.hygiene() // what a person sees, never a command
 		return
 	}
 	cmd, arg, isCmd := findCommand(u.Text)
@@ -94,26 +98,52 @@ func (c *conv) hygiene() {
 var panLike = regexp.MustCompile(`(?i)\b[a-z]{5}[0-9]{4}[a-z]\b|\b[a-z]{1,3}[0-9]{6,}\b`)
 
 // sensitive reports whether text holds something that looks like a code,
-// a mobile, a reference id or an ID number: a run of six or more digits in
-// any script (spaces and dashes between digits do not break the run), or a
-// PAN, voter-id or passport-like token.
+// a mobile, a reference id or an ID number, as a person reading it would
+// see it: a run of six or more digits in any script, with any spacing or
+// punctuation between them, or a PAN, voter-id or passport-like token.
+// Zero-width and other invisible formatting characters are removed first,
+// so they cannot split a number.
 func sensitive(text string) bool {
-	run, gap := 0, false
+	text = visible(text)
+	run := 0
 	for _, r := range text {
 		switch {
 		case unicode.IsDigit(r):
 			run++
-			gap = false
 			if run >= 6 {
 				return true
 			}
-		case (r == ' ' || r == '-' || r == '.') && run > 0 && !gap:
-			gap = true // one separator inside a number
+		case run > 0 && (unicode.IsSpace(r) || strings.ContainsRune("-.‐‑‒–—()", r)):
+			// a separator inside a number: keep counting
 		default:
-			run, gap = 0, false
+			run = 0
 		}
 	}
-	return panLike.MatchString(text)
+	return panLike.MatchString(asciiDigits(text))
+}
+
+// visible drops the characters a reader does not see (Unicode category Cf:
+// zero-width spaces and joiners, bidi marks, soft hyphens, word joiners).
+func visible(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// asciiDigits maps every decimal digit to ASCII, so the token patterns see
+// "ABCDE१२३४F" as a PAN.
+func asciiDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r > '9' && unicode.IsDigit(r) {
+			if d, ok := pii.Digits(string(r)); ok && len(d) == 1 {
+				return rune(d[0])
+			}
+		}
+		return r
+	}, s)
 }
 
 // redeemLink is "/start <token>" in a private chat: a staff member arriving

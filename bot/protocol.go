@@ -38,6 +38,12 @@ type Update struct {
 	Unsupported bool
 	// AddedToGroup is set when the bot was added to the group ChatID.
 	AddedToGroup bool
+	// Edited marks an edited message: check it for personal data, never act
+	// on it as a command or a code.
+	Edited bool
+	// Caption marks Text as the caption of a photo, document or video: the
+	// same rule as Edited.
+	Caption bool
 }
 
 // Contact is a shared phone contact.
