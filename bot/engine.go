@@ -79,7 +79,7 @@ type Options struct {
 	FloodPerMinute int
 	// StaffUsers may look records up on a caller's behalf, in StaffChats
 	// (group chats) only, and always with the owner's code.
-	StaffUsers []int64
+	StaffUsers map[int64]string // Telegram user id → the label beneficiaries see
 	StaffChats []int64
 	// Registerer receives the engine's metrics; nil keeps them private.
 	Registerer prometheus.Registerer
@@ -120,7 +120,7 @@ type Engine struct {
 	o          Options
 	log        *slog.Logger
 	flood      *limiter.Limiter
-	staffUsers map[int64]bool
+	staffUsers map[int64]string
 	staffChats map[int64]bool
 	releases   *prometheus.CounterVec
 	floods     prometheus.Counter
@@ -144,14 +144,14 @@ func New(o Options) (*Engine, error) {
 	flood := limiter.New(memory.NewStore(), limiter.Rate{Period: time.Minute, Limit: int64(o.FloodPerMinute)})
 	f := promauto.With(o.Registerer)
 	e := &Engine{o: o, log: o.Logger.With("component", "bot"), flood: flood, sessions: map[int64]*session{},
-		staffUsers: map[int64]bool{}, staffChats: map[int64]bool{},
+		staffUsers: map[int64]string{}, staffChats: map[int64]bool{},
 		releases: f.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_releases_total",
 			Help: "Messages that carried record fields, by audience and kind (list, record, history)."}, []string{"audience", "kind"}),
 		floods: f.NewCounter(prometheus.CounterOpts{Name: "otpgate_inbound_flood_total",
 			Help: "Messages ignored because their sender exceeded the per-user rate."}),
 	}
-	for _, id := range o.StaffUsers {
-		e.staffUsers[id] = true
+	for id, label := range o.StaffUsers {
+		e.staffUsers[id] = label
 	}
 	for _, id := range o.StaffChats {
 		e.staffChats[id] = true

@@ -3,7 +3,6 @@ package bot
 import (
 	"errors"
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -33,7 +32,7 @@ func (c *conv) group() {
 	}
 	cmd, arg, isCmd := findCommand(u.Text)
 	switch {
-	case cmd != nil && cmd.staff != nil && c.e.staffUsers[u.UserID]:
+	case cmd != nil && cmd.staff != nil && c.e.staffUsers[u.UserID] != "":
 		cmd.staff(c, arg)
 	case cmd != nil && cmd.groupHint:
 		c.say(msgGroupNotStaff)
@@ -60,7 +59,7 @@ func (c *conv) staffLookup(arg string) {
 	requester := c.requester()
 	err = c.e.o.Gate.Request(c.ctx, otp.Request{
 		Requester: requester, Identifier: id, Audience: store.AudienceStaff,
-		Agent: agentLabel(c.u.UserID), Lang: c.lang,
+		Agent: c.e.staffUsers[c.u.UserID], Lang: c.lang,
 	})
 	if err != nil {
 		c.e.log.Error("staff code request", "err", err)
@@ -79,9 +78,6 @@ func (c *conv) staffLookup(arg string) {
 	r.DeleteMessage = c.u.MessageID
 	r.DeleteFailed = text(c.lang, msgNeedDeleteRight)
 }
-
-// agentLabel is how the owner's SMS and history name a staff member.
-func agentLabel(userID int64) string { return strconv.FormatInt(userID, 10) }
 
 // hygiene removes a message that carries a code, a mobile or an ID number,
 // with a short warning; when the bot cannot delete it, the channel says

@@ -17,7 +17,7 @@ const (
 func newStaffHarness(t *testing.T) *apptest.App {
 	t.Helper()
 	a := apptest.New(t, apptest.Options{Lenient: true, Config: func(c *config.Config) {
-		c.StaffUsers, c.StaffChats = []int64{agent}, []int64{helpdesk}
+		c.StaffUsers, c.StaffChats = config.StaffUsers{{ID: agent, Label: "desk 7"}}, []int64{helpdesk}
 	}})
 	a.Import(t, people...)
 	return a

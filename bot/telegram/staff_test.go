@@ -24,7 +24,7 @@ const (
 
 func staffHarness(t *testing.T, mutate func(*bot.Options)) *harness {
 	return startWith(t, tf.Options{}, false, func(o *bot.Options) {
-		o.StaffUsers = []int64{agentA, agentB}
+		o.StaffUsers = map[int64]string{agentA: "desk 7", agentB: "desk 9"}
 		o.StaffChats = []int64{helpdesk}
 		if mutate != nil {
 			mutate(o)
@@ -65,7 +65,7 @@ func TestStaffLookupReleasesOnlyInPrivate(t *testing.T) {
 	}
 	h.idle(t)
 	sms := h.ph.Last("9000000302")
-	if !strings.Contains(sms, fmt.Sprintf("helpdesk agent #%d", agentA)) {
+	if !strings.Contains(sms, "helpdesk agent #desk 7") || strings.Contains(sms, fmt.Sprint(agentA)) {
 		t.Fatalf("consent SMS does not name the agent: %q", sms)
 	}
 
@@ -82,7 +82,7 @@ func TestStaffLookupReleasesOnlyInPrivate(t *testing.T) {
 		t.Fatalf("staff see the reference id masked to its last 4: %q", rec.Text)
 	}
 	// The audit names the agent for the lookup and the release.
-	entries, _ := h.st.AuditEntries(context.Background(), func(e store.AuditEntry) bool { return e.Agent == fmt.Sprint(agentA) })
+	entries, _ := h.st.AuditEntries(context.Background(), func(e store.AuditEntry) bool { return e.Agent == "desk 7" })
 	var events []string
 	for _, e := range entries {
 		events = append(events, e.Event)
@@ -102,7 +102,7 @@ func TestStaffLookupReleasesOnlyInPrivate(t *testing.T) {
 	h.wait(t, 9302, 2)
 	h.fake.SendText(tf.Private(9302), owner, "/history")
 	hist := h.wait(t, 9302, 3)[2]
-	if !strings.Contains(hist.Text, fmt.Sprintf("helpdesk agent #%d", agentA)) || !strings.Contains(hist.Text, "you") {
+	if !strings.Contains(hist.Text, "helpdesk agent #desk 7") || strings.Contains(hist.Text, fmt.Sprint(agentA)) || !strings.Contains(hist.Text, "you") {
 		t.Fatalf("/history: %q", hist.Text)
 	}
 }

@@ -180,7 +180,7 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 		Gate: a.OTP, Records: a.Store, Channel: string(deps.Channel), Logger: log, Now: deps.Now,
 		CodeLength: a.OTP.Policy().CodeLength, CodeTTL: cfg.OTPTTL, ReleaseTTL: cfg.ReleaseDeleteAfter,
 		FloodPerMinute: cfg.FloodPerMinute,
-		StaffUsers:     cfg.StaffUsers, StaffChats: cfg.StaffChats, Registerer: deps.Registry,
+		StaffUsers:     cfg.StaffUsers.Labels(), StaffChats: cfg.StaffChats, Registerer: deps.Registry,
 	})
 	if err != nil {
 		return a, err

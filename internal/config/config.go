@@ -88,8 +88,8 @@ type Config struct {
 
 	FloodPerMinute int `envconfig:"FLOOD_PER_MINUTE" default:"20" desc:"chat messages one user may send per minute; past it the user is told once to slow down and ignored until the minute is over"`
 
-	StaffUsers []int64 `envconfig:"STAFF_USERS" default:"" desc:"comma-separated Telegram user ids of support staff"`
-	StaffChats []int64 `envconfig:"STAFF_CHATS" default:"" desc:"comma-separated group chat ids (negative) where staff may use the bot"`
+	StaffUsers StaffUsers `envconfig:"STAFF_USERS" default:"" desc:"support staff as comma-separated id:label pairs, e.g. 4521:Asha,6930:desk 7 — the Telegram user id, and the short label (1-16 of A-Z a-z 0-9 . _ - space) beneficiaries see in the consent SMS and /history instead of the id"`
+	StaffChats []int64    `envconfig:"STAFF_CHATS" default:"" desc:"comma-separated group chat ids (negative) where staff may use the bot"`
 
 	OpsListen    string `envconfig:"OPS_LISTEN" default:"" desc:"host:port for /healthz, /readyz and /metrics; empty turns it off"`
 	LogLevel     string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`

@@ -95,9 +95,9 @@ var validators = map[string]func(c *Config) error{
 		return nil
 	},
 	"StaffUsers": func(c *Config) error {
-		for _, id := range c.StaffUsers {
-			if id <= 0 {
-				return fmt.Errorf("has %d; Telegram user ids are positive", id)
+		for _, u := range c.StaffUsers {
+			if u.ID <= 0 {
+				return fmt.Errorf("has %d; Telegram user ids are positive", u.ID)
 			}
 		}
 		return nil
