@@ -312,6 +312,9 @@ func openStore(cfg config.Config, deps Deps, log *slog.Logger) (*store.Store, ke
 		return nil, keys.Set{}, fmt.Errorf("OTPGATE_MASTER_KEY: %w", err)
 	}
 	if !deps.InMemory {
+		if err := restrictPermissions(cfg.DataDir, log); err != nil {
+			return nil, keys.Set{}, err
+		}
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, keys.Set{}, fmt.Errorf("OTPGATE_DATA_DIR: %w", err)
 		}
