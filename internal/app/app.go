@@ -153,14 +153,35 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 		return a, nil
 	}
 
+	if err := a.buildEngine(); err != nil {
+		return a, err
+	}
+	if deps.Channel != ChannelTelegram {
+		return a, nil
+	}
+	if err := a.buildTelegram(); err != nil {
+		return a, err
+	}
+	if cfg.OpsListen != "" {
+		if err := a.startOps(); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+// buildEngine makes the code service (with its SMS provider) and the
+// conversation engine over the store.
+func (a *App) buildEngine() error {
+	cfg, deps, log := a.Config, a.deps, a.Log
 	tpl, err := templates(cfg)
 	if err != nil {
-		return a, err
+		return err
 	}
 	sender := deps.Sender
 	if sender == nil {
 		if sender, err = smsSender(cfg, deps, log); err != nil {
-			return a, err
+			return err
 		}
 	}
 	pol := Policy(cfg)
@@ -172,40 +193,32 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 		Logger: log, Now: deps.Now, Registerer: deps.Registry, Workers: deps.SMSWorkers, Queue: deps.SMSQueue,
 	})
 	if err != nil {
-		return a, err
+		return err
 	}
 	a.onStop("sms queue", a.OTP.Close)
-
 	a.Engine, err = bot.New(bot.Options{
 		Gate: a.OTP, Records: a.Store, Channel: string(deps.Channel), Logger: log, Now: deps.Now,
 		CodeLength: a.OTP.Policy().CodeLength, CodeTTL: cfg.OTPTTL, ReleaseTTL: cfg.ReleaseDeleteAfter,
 		FloodPerMinute: cfg.FloodPerMinute,
 		StaffUsers:     cfg.StaffUsers.Labels(), StaffChats: cfg.StaffChats, Registerer: deps.Registry,
 	})
-	if err != nil {
-		return a, err
-	}
-	if deps.Channel != ChannelTelegram {
-		return a, nil
-	}
+	return err
+}
 
+// buildTelegram makes the Telegram adapter over the engine.
+func (a *App) buildTelegram() error {
+	cfg, deps := a.Config, a.deps
 	to := deps.Telegram
 	to.Token, to.APIURL, to.Handler = cfg.TelegramToken.Reveal(), cfg.TelegramAPIURL, a.Engine
-	to.Deletions, to.Logger, to.Registerer = storeDeletions{a.Store}, log, deps.Registry
+	to.Deletions, to.Logger, to.Registerer = storeDeletions{a.Store}, a.Log, deps.Registry
 	to.WebhookURL, to.WebhookListen, to.WebhookSecret = cfg.WebhookURL, cfg.WebhookListen, cfg.WebhookSecret.Reveal()
 	to.HTTPTransport = deps.TelegramTransport
 	// The adapter drains within the budget; what is left of it after the
 	// adapter stops belongs to the SMS queue, the ops server and the store.
 	to.ShutdownTimeout = deps.ShutdownBudget * 6 / 10
-	if a.Telegram, err = telegram.New(to); err != nil {
-		return a, err
-	}
-	if cfg.OpsListen != "" {
-		if err := a.startOps(); err != nil {
-			return a, err
-		}
-	}
-	return a, nil
+	var err error
+	a.Telegram, err = telegram.New(to)
+	return err
 }
 
 // onStop registers a teardown; Stop runs them in reverse.
