@@ -141,10 +141,12 @@ func digitsOnly(s string, allowPlus bool) (digits string, plus, ok bool) {
 
 // digitValue returns the value of a decimal digit rune. Unicode lays every
 // decimal digit set out as ten consecutive code points starting with zero,
-// so the value is the distance from the start of the run, modulo ten.
+// so the value is the distance from the start of the run, modulo ten. Runs
+// can be longer than ten: the five mathematical styles U+1D7CE–U+1D7FF are
+// one run of fifty, so the walk back must not stop early (Unicode bounds it).
 func digitValue(r rune) int {
 	n := 0
-	for n < 40 && unicode.Is(unicode.Nd, r-rune(n)-1) {
+	for unicode.Is(unicode.Nd, r-rune(n)-1) {
 		n++
 	}
 	return n % 10
