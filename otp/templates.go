@@ -16,6 +16,7 @@ type SMSData struct {
 	Code    string // the one-time code
 	Minutes int    // validity
 	Agent   string // staff label, for staff lookups
+	Tag     string // the request's tag, also shown in the requesting chat
 }
 
 // Templates holds one SMS text per audience and language. Indian carriers
