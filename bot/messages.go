@@ -79,6 +79,16 @@ const (
 	msgHistoryOther
 	msgHistoryRecord
 	msgHistoryNames
+	// Added for the request tag (issue 11), certificates (issue 12) and the
+	// twelve languages (issue 13); the engine starts using them later.
+	msgCodeSentTagged
+	msgStaffCodeSentTagged
+	msgCertificateNeedsCode
+	msgCertificateChoose
+	msgCertificateCaption
+	msgCertificateFailed
+	msgMenuCertificate
+	msgHistoryCertificate
 	msgCount // keep last
 )
 
@@ -100,7 +110,8 @@ var english = [msgCount]string{
 		"/lookup — see your vaccination record (you can add your mobile: /lookup 98765 43210)\n" +
 		"/cancel — stop a lookup you started\n" +
 		"/logout — end your session now\n" +
-		"/language — English or हिन्दी\n" +
+		"/certificate — a QR proof of vaccination you can show (after /lookup)\n" +
+		"/language — choose your language\n" +
 		"/privacy — what is kept and for how long",
 	msgPrivacy: "What happens to your data:\n" +
 		"• Your record is shown only after the code sent by SMS to the mobile number registered on it is typed here.\n" +
@@ -148,7 +159,7 @@ var english = [msgCount]string{
 	msgMenuLookup:         "See your vaccination record (code by SMS)",
 	msgMenuLogout:         "End your session now",
 	msgMenuCancel:         "Stop a lookup you started",
-	msgMenuLanguage:       "English or हिन्दी",
+	msgMenuLanguage:       "Choose your language",
 	msgMenuPrivacy:        "What is kept and for how long",
 	msgMenuHelp:           "What this bot can do",
 	msgMenuHistory:        "Who has seen your record",
@@ -172,6 +183,15 @@ var english = [msgCount]string{
 	msgHistoryOther:       "another chat user with the code",
 	msgHistoryRecord:      "a record",
 	msgHistoryNames:       "the list of names",
+
+	msgCodeSentTagged:       "If this number is registered, a %d-digit code has been sent to it by SMS. The SMS mentions request %s, so you can tell it is the answer to this request. Reply with the code within %d minutes.\n\nDidn't get it? Wait a minute, then send /lookup again.",
+	msgStaffCodeSentTagged:  "If a record matches, a code has been sent by SMS to the mobile number registered on it; the SMS mentions request %s. Ask the person for the code, then tap the button below and enter it in our private chat within %d minutes. The button works only for you, once, for this lookup.",
+	msgCertificateNeedsCode: "To get a vaccination proof, first verify with /lookup and the code we send you, then send /certificate.",
+	msgCertificateChoose:    "Choose whose vaccination proof to create:",
+	msgCertificateCaption:   "Vaccination proof: %s, %d dose(s). It shows only initials and birth year and is valid until %s. Anyone can check it offline with the otpgate verifier.",
+	msgCertificateFailed:    "I couldn't create the proof just now. Nothing was shared. Please try again in a few minutes.",
+	msgMenuCertificate:      "Get a QR proof of vaccination",
+	msgHistoryCertificate:   "a vaccination proof issued",
 }
 
 // idTypeNames are shown for the ID line.
