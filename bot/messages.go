@@ -96,11 +96,13 @@ const (
 var languages = []struct{ Code, Name string }{
 	{"en", "English"},
 	{"hi", "हिन्दी"},
+	{"as", "অসমীয়া"},
 }
 
 var catalogue = map[string][msgCount]string{
 	"en": english,
 	"hi": hindi,
+	"as": assamese,
 }
 
 var english = [msgCount]string{
@@ -200,6 +202,8 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "Voter ID", "ration_card": "Ration card", "other": "ID"},
 	"hi": {"aadhaar": "आधार", "pan": "पैन", "passport": "पासपोर्ट", "driving_licence": "ड्राइविंग लाइसेंस",
 		"voter_id": "मतदाता पहचान पत्र", "ration_card": "राशन कार्ड", "other": "पहचान पत्र"},
+	"as": {"aadhaar": "আধাৰ", "pan": "পেন কাৰ্ড", "passport": "পাছপ'ৰ্ট", "driving_licence": "ড্ৰাইভিং লাইচেন্স",
+		"voter_id": "ভোটাৰ পৰিচয় পত্ৰ", "ration_card": "ৰেচন কাৰ্ড", "other": "পৰিচয় পত্ৰ"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with
