@@ -206,7 +206,7 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "मतदाता पहचान पत्र", "ration_card": "राशन कार्ड", "other": "पहचान पत्र"},
 	"as": {"aadhaar": "আধাৰ", "pan": "পেন কাৰ্ড", "passport": "পাছপ'ৰ্ট", "driving_licence": "ড্ৰাইভিং লাইচেন্স",
 		"voter_id": "ভোটাৰ পৰিচয় পত্ৰ", "ration_card": "ৰেচন কাৰ্ড", "other": "পৰিচয় পত্ৰ"},
-	"bn": {"aadhaar": "আধার", "pan": "প্যান", "passport": "পাসপোর্ট", "driving_licence": "ড্রাইভিং লাইসেন্স",
+	"bn": {"aadhaar": "আধার", "pan": "প্যান কার্ড", "passport": "পাসপোর্ট", "driving_licence": "ড্রাইভিং লাইসেন্স",
 		"voter_id": "ভোটার কার্ড", "ration_card": "রেশন কার্ড", "other": "পরিচয়পত্র"},
 }
 
