@@ -98,6 +98,7 @@ var languages = []struct{ Code, Name string }{
 	{"hi", "हिन्दी"},
 	{"as", "অসমীয়া"},
 	{"bn", "বাংলা"},
+	{"gu", "ગુજરાતી"},
 }
 
 var catalogue = map[string][msgCount]string{
@@ -105,6 +106,7 @@ var catalogue = map[string][msgCount]string{
 	"hi": hindi,
 	"as": assamese,
 	"bn": bengali,
+	"gu": gujarati,
 }
 
 var english = [msgCount]string{
@@ -208,6 +210,8 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "ভোটাৰ পৰিচয় পত্ৰ", "ration_card": "ৰেচন কাৰ্ড", "other": "পৰিচয় পত্ৰ"},
 	"bn": {"aadhaar": "আধার", "pan": "প্যান কার্ড", "passport": "পাসপোর্ট", "driving_licence": "ড্রাইভিং লাইসেন্স",
 		"voter_id": "ভোটার কার্ড", "ration_card": "রেশন কার্ড", "other": "পরিচয়পত্র"},
+	"gu": {"aadhaar": "આધાર", "pan": "પાન કાર્ડ", "passport": "પાસપોર્ટ", "driving_licence": "ડ્રાઇવિંગ લાઇસન્સ",
+		"voter_id": "મતદાર ઓળખપત્ર", "ration_card": "રેશન કાર્ડ", "other": "ઓળખપત્ર"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with
