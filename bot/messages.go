@@ -99,6 +99,7 @@ var languages = []struct{ Code, Name string }{
 	{"as", "অসমীয়া"},
 	{"bn", "বাংলা"},
 	{"gu", "ગુજરાતી"},
+	{"kn", "ಕನ್ನಡ"},
 }
 
 var catalogue = map[string][msgCount]string{
@@ -107,6 +108,7 @@ var catalogue = map[string][msgCount]string{
 	"as": assamese,
 	"bn": bengali,
 	"gu": gujarati,
+	"kn": kannada,
 }
 
 var english = [msgCount]string{
@@ -212,6 +214,8 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "ভোটার কার্ড", "ration_card": "রেশন কার্ড", "other": "পরিচয়পত্র"},
 	"gu": {"aadhaar": "આધાર", "pan": "પાન કાર્ડ", "passport": "પાસપોર્ટ", "driving_licence": "ડ્રાઇવિંગ લાઇસન્સ",
 		"voter_id": "મતદાર ઓળખપત્ર", "ration_card": "રેશન કાર્ડ", "other": "ઓળખપત્ર"},
+	"kn": {"aadhaar": "ಆಧಾರ್", "pan": "ಪ್ಯಾನ್ ಕಾರ್ಡ್", "passport": "ಪಾಸ್‌ಪೋರ್ಟ್", "driving_licence": "ಡ್ರೈವಿಂಗ್ ಲೈಸೆನ್ಸ್",
+		"voter_id": "ಮತದಾರರ ಗುರುತಿನ ಚೀಟಿ", "ration_card": "ಪಡಿತರ ಚೀಟಿ", "other": "ಗುರುತಿನ ಚೀಟಿ"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with
