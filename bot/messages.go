@@ -100,6 +100,7 @@ var languages = []struct{ Code, Name string }{
 	{"bn", "বাংলা"},
 	{"gu", "ગુજરાતી"},
 	{"kn", "ಕನ್ನಡ"},
+	{"mr", "मराठी"},
 }
 
 var catalogue = map[string][msgCount]string{
@@ -109,6 +110,7 @@ var catalogue = map[string][msgCount]string{
 	"bn": bengali,
 	"gu": gujarati,
 	"kn": kannada,
+	"mr": marathi,
 }
 
 var english = [msgCount]string{
@@ -216,6 +218,8 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "મતદાર ઓળખપત્ર", "ration_card": "રેશન કાર્ડ", "other": "ઓળખપત્ર"},
 	"kn": {"aadhaar": "ಆಧಾರ್", "pan": "ಪ್ಯಾನ್ ಕಾರ್ಡ್", "passport": "ಪಾಸ್‌ಪೋರ್ಟ್", "driving_licence": "ಡ್ರೈವಿಂಗ್ ಲೈಸೆನ್ಸ್",
 		"voter_id": "ಮತದಾರರ ಗುರುತಿನ ಚೀಟಿ", "ration_card": "ಪಡಿತರ ಚೀಟಿ", "other": "ಗುರುತಿನ ಚೀಟಿ"},
+	"mr": {"aadhaar": "आधार", "pan": "पॅन कार्ड", "passport": "पासपोर्ट", "driving_licence": "ड्रायव्हिंग लायसन्स",
+		"voter_id": "मतदार ओळखपत्र", "ration_card": "रेशन कार्ड", "other": "ओळखपत्र"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with
