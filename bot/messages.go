@@ -79,6 +79,16 @@ const (
 	msgHistoryOther
 	msgHistoryRecord
 	msgHistoryNames
+	// Added for the request tag (issue 11), certificates (issue 12) and the
+	// twelve languages (issue 13); the engine starts using them later.
+	msgCodeSentTagged
+	msgStaffCodeSentTagged
+	msgCertificateNeedsCode
+	msgCertificateChoose
+	msgCertificateCaption
+	msgCertificateFailed
+	msgMenuCertificate
+	msgHistoryCertificate
 	msgCount // keep last
 )
 
@@ -86,11 +96,21 @@ const (
 var languages = []struct{ Code, Name string }{
 	{"en", "English"},
 	{"hi", "हिन्दी"},
+	{"as", "অসমীয়া"},
+	{"bn", "বাংলা"},
+	{"gu", "ગુજરાતી"},
+	{"kn", "ಕನ್ನಡ"},
+	{"mr", "मराठी"},
 }
 
 var catalogue = map[string][msgCount]string{
 	"en": english,
 	"hi": hindi,
+	"as": assamese,
+	"bn": bengali,
+	"gu": gujarati,
+	"kn": kannada,
+	"mr": marathi,
 }
 
 var english = [msgCount]string{
@@ -168,6 +188,15 @@ var english = [msgCount]string{
 	msgHistoryOther:       "another chat user with the code",
 	msgHistoryRecord:      "a record",
 	msgHistoryNames:       "the list of names",
+
+	msgCodeSentTagged:       "If this number is registered, a %d-digit code has been sent to it by SMS. The SMS mentions request %s, so you can tell it is the answer to this request. Reply with the code within %d minutes.\n\nDidn't get it? Wait a minute, then send /lookup again.",
+	msgStaffCodeSentTagged:  "If a record matches, a code has been sent by SMS to the mobile number registered on it; the SMS mentions request %s. Ask the person for the code, then tap the button below and enter it in our private chat within %d minutes. The button works only for you, once, for this lookup.",
+	msgCertificateNeedsCode: "To get a vaccination proof, first verify with /lookup and the code we send you, then send /certificate.",
+	msgCertificateChoose:    "Choose whose vaccination proof to create:",
+	msgCertificateCaption:   "Vaccination proof: %s, %d dose(s). It shows only initials and birth year and is valid until %s. Anyone can check it offline with the otpgate verifier.",
+	msgCertificateFailed:    "I couldn't create the proof just now. Nothing was shared. Please try again in a few minutes.",
+	msgMenuCertificate:      "Get a QR proof of vaccination",
+	msgHistoryCertificate:   "a vaccination proof issued",
 }
 
 // idTypeNames are shown for the ID line.
@@ -176,6 +205,16 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "Voter ID", "ration_card": "Ration card", "other": "ID"},
 	"hi": {"aadhaar": "आधार", "pan": "पैन", "passport": "पासपोर्ट", "driving_licence": "ड्राइविंग लाइसेंस",
 		"voter_id": "मतदाता पहचान पत्र", "ration_card": "राशन कार्ड", "other": "पहचान पत्र"},
+	"as": {"aadhaar": "আধাৰ", "pan": "পেন কাৰ্ড", "passport": "পাছপ'ৰ্ট", "driving_licence": "ড্ৰাইভিং লাইচেন্স",
+		"voter_id": "ভোটাৰ পৰিচয় পত্ৰ", "ration_card": "ৰেচন কাৰ্ড", "other": "পৰিচয় পত্ৰ"},
+	"bn": {"aadhaar": "আধার", "pan": "প্যান কার্ড", "passport": "পাসপোর্ট", "driving_licence": "ড্রাইভিং লাইসেন্স",
+		"voter_id": "ভোটার কার্ড", "ration_card": "রেশন কার্ড", "other": "পরিচয়পত্র"},
+	"gu": {"aadhaar": "આધાર", "pan": "પાન કાર્ડ", "passport": "પાસપોર્ટ", "driving_licence": "ડ્રાઇવિંગ લાઇસન્સ",
+		"voter_id": "મતદાર ઓળખપત્ર", "ration_card": "રેશન કાર્ડ", "other": "ઓળખપત્ર"},
+	"kn": {"aadhaar": "ಆಧಾರ್", "pan": "ಪ್ಯಾನ್ ಕಾರ್ಡ್", "passport": "ಪಾಸ್‌ಪೋರ್ಟ್", "driving_licence": "ಡ್ರೈವಿಂಗ್ ಲೈಸೆನ್ಸ್",
+		"voter_id": "ಮತದಾರರ ಗುರುತಿನ ಚೀಟಿ", "ration_card": "ಪಡಿತರ ಚೀಟಿ", "other": "ಗುರುತಿನ ಚೀಟಿ"},
+	"mr": {"aadhaar": "आधार", "pan": "पॅन कार्ड", "passport": "पासपोर्ट", "driving_licence": "ड्रायव्हिंग लायसन्स",
+		"voter_id": "मतदार ओळखपत्र", "ration_card": "रेशन कार्ड", "other": "ओळखपत्र"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with

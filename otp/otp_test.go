@@ -302,10 +302,13 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 func TestTemplates(t *testing.T) {
 	tpl := otp.DefaultTemplates()
 	for _, a := range []store.Audience{store.AudienceBeneficiary, store.AudienceStaff} {
-		for _, lang := range []string{"en", "hi", "xx"} {
-			s, err := tpl.Render(a, lang, otp.SMSData{Code: "482913", Minutes: 3, Agent: "4521"})
+		for _, lang := range []string{"en", "hi", "as", "bn", "gu", "kn", "mr", "xx"} {
+			s, err := tpl.Render(a, lang, otp.SMSData{Code: "482913", Minutes: 3, Agent: "4521", Tag: "KX42"})
 			if err != nil || !strings.HasPrefix(s, "482913") {
 				t.Fatalf("%s/%s: %q %v", a, lang, s, err)
+			}
+			if !strings.Contains(s, "KX42") {
+				t.Fatalf("%s/%s SMS does not name the request: %q", a, lang, s)
 			}
 			if a == store.AudienceStaff && !strings.Contains(s, "#4521") {
 				t.Fatalf("staff SMS does not name the agent: %q", s)
@@ -315,14 +318,17 @@ func TestTemplates(t *testing.T) {
 	if _, err := otp.LoadTemplates(strings.NewReader(`{"beneficiary":{"en":"your code"}}`)); err == nil {
 		t.Fatal("a template without {{.Code}} was accepted")
 	}
-	if _, err := otp.LoadTemplates(strings.NewReader(`{"staff":{"en":"{{.Code}} is a code"}}`)); err == nil {
+	if _, err := otp.LoadTemplates(strings.NewReader(`{"beneficiary":{"en":"{{.Code}} OTP for CoWIN. -GOVT"}}`)); err == nil {
+		t.Fatal("a template without {{.Tag}} was accepted")
+	}
+	if _, err := otp.LoadTemplates(strings.NewReader(`{"staff":{"en":"{{.Code}} is a code, request {{.Tag}}"}}`)); err == nil {
 		t.Fatal("a staff template without {{.Agent}} was accepted")
 	}
-	got, err := otp.LoadTemplates(strings.NewReader(`{"beneficiary":{"en":"{{.Code}} OTP for CoWIN. -GOVT"}}`))
+	got, err := otp.LoadTemplates(strings.NewReader(`{"beneficiary":{"en":"{{.Code}} OTP for CoWIN, ref {{.Tag}}. -GOVT"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := got.Render(store.AudienceBeneficiary, "en", otp.SMSData{Code: "111222"}); s != "111222 OTP for CoWIN. -GOVT" {
+	if s, _ := got.Render(store.AudienceBeneficiary, "en", otp.SMSData{Code: "111222", Tag: "KX42"}); s != "111222 OTP for CoWIN, ref KX42. -GOVT" {
 		t.Fatalf("operator template: %q", s)
 	}
 }

@@ -16,7 +16,9 @@ type SMSData struct {
 	Code    string // the one-time code
 	Minutes int    // validity
 	Agent   string // staff label, for staff lookups
-	Tag     string // the request's tag, also shown in the requesting chat
+	// Tag is a short tag, e.g. KX42, that the requesting chat is also
+	// shown, so a person can tell whether a code answers their own request.
+	Tag string
 }
 
 // Templates holds one SMS text per audience and language. Indian carriers
@@ -26,16 +28,31 @@ type Templates struct {
 	t map[store.Audience]map[string]*template.Template
 }
 
-// DefaultTemplates put the code first, name the service and the validity,
-// and warn not to share the code.
+// DefaultTemplates put the code first, name the service, the request tag
+// and the validity, and warn not to share the code (staff: share it only
+// with the agent one asked for help). Rendered with the longest values
+// (a 6-digit code, 10 minutes, a 16-character agent label, a 4-character
+// tag) each fits in two SMS segments: 306 GSM-7 characters, or 134 UTF-16
+// units for any text in an Indic script (UCS-2); TestDefaultTemplatesFit
+// checks it.
 var defaultTemplates = map[store.Audience]map[string]string{
 	store.AudienceBeneficiary: {
-		"en": "{{.Code}} is your otpgate code to view your vaccination record. Valid for {{.Minutes}} min. Do not share it with anyone.",
-		"hi": "{{.Code}} आपके टीकाकरण रिकॉर्ड देखने के लिए otpgate कोड है। {{.Minutes}} मिनट तक मान्य। इसे किसी के साथ साझा न करें।",
+		"en": "{{.Code}} is your otpgate code to view your vaccination record (request {{.Tag}}). Valid {{.Minutes}} min. Never share it with anyone.",
+		"hi": "{{.Code}} टीकाकरण रिकॉर्ड देखने के लिए आपका otpgate कोड है (अनुरोध {{.Tag}})। {{.Minutes}} मिनट तक मान्य। इसे कभी किसी को न बताएँ।",
+		"as": "{{.Code}} আপোনাৰ টীকাকৰণৰ ৰেকৰ্ড চাবলৈ otpgate ক'ড (অনুৰোধ {{.Tag}})। {{.Minutes}} মিনিট বৈধ। এই ক'ড কেতিয়াও কাকো নক'ব।",
+		"bn": "{{.Code}} আপনার টিকাকরণের রেকর্ড দেখার otpgate কোড (অনুরোধ {{.Tag}})। {{.Minutes}} মিনিট বৈধ। এই কোড কখনও কাউকে বলবেন না।",
+		"gu": "{{.Code}} તમારો રસીકરણ રેકોર્ડ જોવા માટેનો otpgate કોડ છે (વિનંતી {{.Tag}}). {{.Minutes}} મિનિટ માન્ય. આ કોડ ક્યારેય કોઈને જણાવશો નહીં.",
+		"kn": "{{.Code}} ನಿಮ್ಮ ಲಸಿಕೆ ದಾಖಲೆ ನೋಡಲು otpgate ಕೋಡ್ (ವಿನಂತಿ {{.Tag}}). {{.Minutes}} ನಿಮಿಷ ಮಾನ್ಯ. ಇದನ್ನು ಎಂದಿಗೂ ಯಾರಿಗೂ ಹೇಳಬೇಡಿ.",
+		"mr": "{{.Code}} हा तुमची लसीकरण नोंद पाहण्यासाठीचा otpgate कोड आहे (विनंती {{.Tag}}). {{.Minutes}} मिनिटे वैध. हा कोड कधीही कोणालाही सांगू नका.",
 	},
 	store.AudienceStaff: {
-		"en": "{{.Code}} is your otpgate code to let helpdesk agent #{{.Agent}} view your vaccination record. Valid for {{.Minutes}} min. Share it only if you asked them for help.",
-		"hi": "{{.Code}} otpgate कोड है, जिससे हेल्पडेस्क एजेंट #{{.Agent}} आपका टीकाकरण रिकॉर्ड देख सकेंगे। {{.Minutes}} मिनट तक मान्य। इसे तभी बताएँ जब आपने उनसे मदद माँगी हो।",
+		"en": "{{.Code}} is your otpgate code to let helpdesk agent #{{.Agent}} view your vaccination record (request {{.Tag}}). Valid {{.Minutes}} min. Share it only if you asked them for help.",
+		"hi": "{{.Code}} otpgate कोड (अनुरोध {{.Tag}}): हेल्पडेस्क एजेंट #{{.Agent}} आपका टीका रिकॉर्ड देखेंगे। {{.Minutes}} मिनट वैध। मदद माँगी हो तभी बताएँ।",
+		"as": "{{.Code}} otpgate ক'ড (অনুৰোধ {{.Tag}}): হেল্পডেস্ক এজেণ্ট #{{.Agent}}-এ আপোনাৰ টীকাৰ ৰেকৰ্ড চাব। {{.Minutes}} মিনিট বৈধ। সহায় বিচাৰিলেহে ক'ব।",
+		"bn": "{{.Code}} otpgate কোড (অনুরোধ {{.Tag}}): হেল্পডেস্ক এজেন্ট #{{.Agent}} আপনার টিকার তথ্য দেখবেন। {{.Minutes}} মিনিট বৈধ। সাহায্য চাইলে তবেই বলবেন।",
+		"gu": "{{.Code}} otpgate કોડ (વિનંતી {{.Tag}}): હેલ્પડેસ્ક એજન્ટ #{{.Agent}} તમારો રસીકરણ રેકોર્ડ જોશે. {{.Minutes}} મિનિટ માન્ય. મદદ માગી હોય તો જ કહો.",
+		"kn": "{{.Code}} otpgate ಕೋಡ್ (ವಿನಂತಿ {{.Tag}}): ಏಜೆಂಟ್ #{{.Agent}} ನಿಮ್ಮ ಲಸಿಕೆ ದಾಖಲೆ ನೋಡಬಹುದು. {{.Minutes}} ನಿಮಿಷ ಮಾನ್ಯ. ಸಹಾಯ ಕೇಳಿದ್ದರೆ ಮಾತ್ರ ಹೇಳಿ.",
+		"mr": "{{.Code}} otpgate कोड (विनंती {{.Tag}}): हेल्पडेस्क एजंट #{{.Agent}} तुमची लसीकरण नोंद पाहतील. {{.Minutes}} मिनिटे वैध. मदत मागितली तरच सांगा.",
 	},
 }
 
@@ -52,8 +69,9 @@ func DefaultTemplates() Templates {
 //
 //	{"beneficiary": {"en": "...", "hi": "..."}, "staff": {"en": "...", "hi": "..."}}
 //
-// Missing entries keep the defaults. Every template must use {{.Code}};
-// staff templates must also use {{.Agent}}, so the owner learns who asks.
+// Missing entries keep the defaults. Every template must use {{.Code}} and
+// {{.Tag}}, so the owner can tell which request a code answers; staff
+// templates must also use {{.Agent}}, so the owner learns who asks.
 func LoadTemplates(r io.Reader) (Templates, error) {
 	var in map[store.Audience]map[string]string
 	dec := json.NewDecoder(r)
@@ -93,6 +111,9 @@ func parseTemplates(src map[store.Audience]map[string]string) (Templates, error)
 			name := string(a) + "/" + l
 			if !strings.Contains(s, "{{.Code}}") {
 				errs = append(errs, fmt.Errorf("sms template %s: must contain {{.Code}}", name))
+			}
+			if !strings.Contains(s, "{{.Tag}}") {
+				errs = append(errs, fmt.Errorf("sms template %s: must contain {{.Tag}} so the owner can tell which request the code answers", name))
 			}
 			if a == store.AudienceStaff && !strings.Contains(s, "{{.Agent}}") {
 				errs = append(errs, fmt.Errorf("sms template %s: must contain {{.Agent}} so the owner knows who asks", name))
