@@ -16,6 +16,7 @@ type SMSData struct {
 	Code    string // the one-time code
 	Minutes int    // validity
 	Agent   string // staff label, for staff lookups
+	Tag     string // short request tag (e.g. KX42), also shown to the requesting chat
 }
 
 // Templates holds one SMS text per audience and language. Indian carriers
@@ -31,10 +32,20 @@ var defaultTemplates = map[store.Audience]map[string]string{
 	store.AudienceBeneficiary: {
 		"en": "{{.Code}} is your otpgate code to view your vaccination record. Valid for {{.Minutes}} min. Do not share it with anyone.",
 		"hi": "{{.Code}} आपके टीकाकरण रिकॉर्ड देखने के लिए otpgate कोड है। {{.Minutes}} मिनट तक मान्य। इसे किसी के साथ साझा न करें।",
+		"ml": "{{.Code}}: വാക്സിനേഷൻ രേഖ കാണാനുള്ള നിങ്ങളുടെ otpgate OTP (അഭ്യർത്ഥന {{.Tag}}). {{.Minutes}} മിനിറ്റ് സാധുത. ആരോടും പറയുകയോ പങ്കിടുകയോ ചെയ്യരുത്.",
+		"or": "{{.Code}}: ଆପଣଙ୍କ ଟିକାକରଣ ରେକର୍ଡ ଦେଖିବା ପାଇଁ otpgate OTP (ଅନୁରୋଧ {{.Tag}})। {{.Minutes}} ମିନିଟ୍ ବୈଧ। କାହାକୁ କୁହନ୍ତୁ ନାହିଁ କି ପଠାନ୍ତୁ ନାହିଁ।",
+		"pa": "{{.Code}}: ਤੁਹਾਡਾ ਟੀਕਾਕਰਨ ਰਿਕਾਰਡ ਦੇਖਣ ਲਈ otpgate ਕੋਡ (ਬੇਨਤੀ {{.Tag}})। {{.Minutes}} ਮਿੰਟ ਲਈ ਵੈਧ। ਇਹ ਕਿਸੇ ਨੂੰ ਨਾ ਦੱਸੋ, ਨਾ ਭੇਜੋ।",
+		"ta": "{{.Code}}: உங்கள் தடுப்பூசி பதிவைக் காண otpgate OTP (கோரிக்கை {{.Tag}}). {{.Minutes}} நிமிடம் செல்லுபடியாகும். யாரிடமும் சொல்லவோ பகிரவோ வேண்டாம்.",
+		"te": "{{.Code}}: మీ టీకా రికార్డు చూసేందుకు otpgate OTP (అభ్యర్థన {{.Tag}}). {{.Minutes}} నిమిషాలు చెల్లుతుంది. ఎవరికీ చెప్పవద్దు, పంచుకోవద్దు.",
 	},
 	store.AudienceStaff: {
 		"en": "{{.Code}} is your otpgate code to let helpdesk agent #{{.Agent}} view your vaccination record. Valid for {{.Minutes}} min. Share it only if you asked them for help.",
 		"hi": "{{.Code}} otpgate कोड है, जिससे हेल्पडेस्क एजेंट #{{.Agent}} आपका टीकाकरण रिकॉर्ड देख सकेंगे। {{.Minutes}} मिनट तक मान्य। इसे तभी बताएँ जब आपने उनसे मदद माँगी हो।",
+		"ml": "{{.Code}}: ഏജന്റ് #{{.Agent}}-ന് നിങ്ങളുടെ രേഖ കാണാൻ otpgate OTP (അഭ്യർത്ഥന {{.Tag}}). {{.Minutes}} മിനിറ്റ് സാധുത. സഹായം തേടിയെങ്കിലേ നൽകാവൂ.",
+		"or": "{{.Code}}: ଏଜେଣ୍ଟ #{{.Agent}} ଆପଣଙ୍କ ଟିକା ରେକର୍ଡ ଦେଖିବାକୁ otpgate OTP (ଅନୁରୋଧ {{.Tag}})। {{.Minutes}} ମିନିଟ୍ ବୈଧ। ସାହାଯ୍ୟ ମାଗିଥିଲେ ହିଁ କୁହନ୍ତୁ।",
+		"pa": "{{.Code}}: ਏਜੰਟ #{{.Agent}} ਇਸ otpgate ਕੋਡ ਨਾਲ ਤੁਹਾਡਾ ਟੀਕਾ ਰਿਕਾਰਡ ਦੇਖ ਸਕਣਗੇ (ਬੇਨਤੀ {{.Tag}})। {{.Minutes}} ਮਿੰਟ ਵੈਧ। ਮਦਦ ਮੰਗੀ ਹੋਵੇ ਤਾਂ ਹੀ ਦੱਸੋ।",
+		"ta": "{{.Code}}: ஊழியர் #{{.Agent}} உங்கள் பதிவைக் காண otpgate OTP (கோரிக்கை {{.Tag}}). {{.Minutes}} நிமிடம் செல்லும். உதவி கேட்காவிட்டால் தராதீர்கள்.",
+		"te": "{{.Code}}: ఏజెంట్ #{{.Agent}} మీ రికార్డు చూసేందుకు otpgate OTP (అభ్యర్థన {{.Tag}}). {{.Minutes}} నిమిషాలు చెల్లుతుంది. సహాయం అడిగితేనే చెప్పండి.",
 	},
 }
 
