@@ -96,11 +96,13 @@ const (
 var languages = []struct{ Code, Name string }{
 	{"en", "English"},
 	{"hi", "हिन्दी"},
+	{"ml", "മലയാളം"},
 }
 
 var catalogue = map[string][msgCount]string{
 	"en": english,
 	"hi": hindi,
+	"ml": malayalam,
 }
 
 var english = [msgCount]string{
@@ -200,6 +202,8 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "Voter ID", "ration_card": "Ration card", "other": "ID"},
 	"hi": {"aadhaar": "आधार", "pan": "पैन", "passport": "पासपोर्ट", "driving_licence": "ड्राइविंग लाइसेंस",
 		"voter_id": "मतदाता पहचान पत्र", "ration_card": "राशन कार्ड", "other": "पहचान पत्र"},
+	"ml": {"aadhaar": "ആധാർ", "pan": "പാൻ", "passport": "പാസ്പോർട്ട്", "driving_licence": "ഡ്രൈവിംഗ് ലൈസൻസ്",
+		"voter_id": "വോട്ടർ ഐഡി", "ration_card": "റേഷൻ കാർഡ്", "other": "മറ്റ് തിരിച്ചറിയൽ രേഖ"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with
