@@ -97,12 +97,14 @@ var languages = []struct{ Code, Name string }{
 	{"en", "English"},
 	{"hi", "हिन्दी"},
 	{"ml", "മലയാളം"},
+	{"or", "ଓଡ଼ିଆ"},
 }
 
 var catalogue = map[string][msgCount]string{
 	"en": english,
 	"hi": hindi,
 	"ml": malayalam,
+	"or": odia,
 }
 
 var english = [msgCount]string{
@@ -204,6 +206,8 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "मतदाता पहचान पत्र", "ration_card": "राशन कार्ड", "other": "पहचान पत्र"},
 	"ml": {"aadhaar": "ആധാർ", "pan": "പാൻ", "passport": "പാസ്പോർട്ട്", "driving_licence": "ഡ്രൈവിംഗ് ലൈസൻസ്",
 		"voter_id": "വോട്ടർ ഐഡി", "ration_card": "റേഷൻ കാർഡ്", "other": "മറ്റ് തിരിച്ചറിയൽ രേഖ"},
+	"or": {"aadhaar": "ଆଧାର", "pan": "ପାନ୍", "passport": "ପାସପୋର୍ଟ", "driving_licence": "ଡ୍ରାଇଭିଂ ଲାଇସେନ୍ସ",
+		"voter_id": "ଭୋଟର ପରିଚୟ ପତ୍ର", "ration_card": "ରାସନ କାର୍ଡ", "other": "ଅନ୍ୟ ପରିଚୟ ପତ୍ର"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with
