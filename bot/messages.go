@@ -98,6 +98,7 @@ var languages = []struct{ Code, Name string }{
 	{"hi", "हिन्दी"},
 	{"ml", "മലയാളം"},
 	{"or", "ଓଡ଼ିଆ"},
+	{"pa", "ਪੰਜਾਬੀ"},
 }
 
 var catalogue = map[string][msgCount]string{
@@ -105,6 +106,7 @@ var catalogue = map[string][msgCount]string{
 	"hi": hindi,
 	"ml": malayalam,
 	"or": odia,
+	"pa": punjabi,
 }
 
 var english = [msgCount]string{
@@ -208,6 +210,8 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "വോട്ടർ ഐഡി", "ration_card": "റേഷൻ കാർഡ്", "other": "മറ്റ് തിരിച്ചറിയൽ രേഖ"},
 	"or": {"aadhaar": "ଆଧାର", "pan": "ପାନ୍", "passport": "ପାସପୋର୍ଟ", "driving_licence": "ଡ୍ରାଇଭିଂ ଲାଇସେନ୍ସ",
 		"voter_id": "ଭୋଟର ପରିଚୟ ପତ୍ର", "ration_card": "ରାସନ କାର୍ଡ", "other": "ଅନ୍ୟ ପରିଚୟ ପତ୍ର"},
+	"pa": {"aadhaar": "ਆਧਾਰ", "pan": "ਪੈਨ", "passport": "ਪਾਸਪੋਰਟ", "driving_licence": "ਡਰਾਈਵਿੰਗ ਲਾਇਸੈਂਸ",
+		"voter_id": "ਵੋਟਰ ਆਈਡੀ", "ration_card": "ਰਾਸ਼ਨ ਕਾਰਡ", "other": "ਹੋਰ ਪਛਾਣ ਪੱਤਰ"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with
