@@ -99,6 +99,7 @@ var languages = []struct{ Code, Name string }{
 	{"ml", "മലയാളം"},
 	{"or", "ଓଡ଼ିଆ"},
 	{"pa", "ਪੰਜਾਬੀ"},
+	{"ta", "தமிழ்"},
 }
 
 var catalogue = map[string][msgCount]string{
@@ -107,6 +108,7 @@ var catalogue = map[string][msgCount]string{
 	"ml": malayalam,
 	"or": odia,
 	"pa": punjabi,
+	"ta": tamil,
 }
 
 var english = [msgCount]string{
@@ -212,6 +214,8 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "ଭୋଟର ପରିଚୟ ପତ୍ର", "ration_card": "ରାସନ କାର୍ଡ", "other": "ଅନ୍ୟ ପରିଚୟ ପତ୍ର"},
 	"pa": {"aadhaar": "ਆਧਾਰ", "pan": "ਪੈਨ", "passport": "ਪਾਸਪੋਰਟ", "driving_licence": "ਡਰਾਈਵਿੰਗ ਲਾਇਸੈਂਸ",
 		"voter_id": "ਵੋਟਰ ਆਈਡੀ", "ration_card": "ਰਾਸ਼ਨ ਕਾਰਡ", "other": "ਹੋਰ ਪਛਾਣ ਪੱਤਰ"},
+	"ta": {"aadhaar": "ஆதார்", "pan": "பான்", "passport": "பாஸ்போர்ட்", "driving_licence": "ஓட்டுநர் உரிமம்",
+		"voter_id": "வாக்காளர் அடையாள அட்டை", "ration_card": "குடும்ப அட்டை", "other": "பிற அடையாள அட்டை"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with
