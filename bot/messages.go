@@ -100,6 +100,7 @@ var languages = []struct{ Code, Name string }{
 	{"or", "ଓଡ଼ିଆ"},
 	{"pa", "ਪੰਜਾਬੀ"},
 	{"ta", "தமிழ்"},
+	{"te", "తెలుగు"},
 }
 
 var catalogue = map[string][msgCount]string{
@@ -109,6 +110,7 @@ var catalogue = map[string][msgCount]string{
 	"or": odia,
 	"pa": punjabi,
 	"ta": tamil,
+	"te": telugu,
 }
 
 var english = [msgCount]string{
@@ -216,6 +218,8 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "ਵੋਟਰ ਆਈਡੀ", "ration_card": "ਰਾਸ਼ਨ ਕਾਰਡ", "other": "ਹੋਰ ਪਛਾਣ ਪੱਤਰ"},
 	"ta": {"aadhaar": "ஆதார்", "pan": "பான்", "passport": "பாஸ்போர்ட்", "driving_licence": "ஓட்டுநர் உரிமம்",
 		"voter_id": "வாக்காளர் அடையாள அட்டை", "ration_card": "குடும்ப அட்டை", "other": "பிற அடையாள அட்டை"},
+	"te": {"aadhaar": "ఆధార్", "pan": "పాన్", "passport": "పాస్‌పోర్ట్", "driving_licence": "డ్రైవింగ్ లైసెన్స్",
+		"voter_id": "ఓటర్ ఐడీ", "ration_card": "రేషన్ కార్డు", "other": "ఇతర గుర్తింపు కార్డు"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with
