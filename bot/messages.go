@@ -100,7 +100,12 @@ var languages = []struct{ Code, Name string }{
 	{"bn", "বাংলা"},
 	{"gu", "ગુજરાતી"},
 	{"kn", "ಕನ್ನಡ"},
+	{"ml", "മലയാളം"},
 	{"mr", "मराठी"},
+	{"or", "ଓଡ଼ିଆ"},
+	{"pa", "ਪੰਜਾਬੀ"},
+	{"ta", "தமிழ்"},
+	{"te", "తెలుగు"},
 }
 
 var catalogue = map[string][msgCount]string{
@@ -111,6 +116,11 @@ var catalogue = map[string][msgCount]string{
 	"gu": gujarati,
 	"kn": kannada,
 	"mr": marathi,
+	"ml": malayalam,
+	"or": odia,
+	"pa": punjabi,
+	"ta": tamil,
+	"te": telugu,
 }
 
 var english = [msgCount]string{
@@ -215,6 +225,16 @@ var idTypeNames = map[string]map[string]string{
 		"voter_id": "ಮತದಾರರ ಗುರುತಿನ ಚೀಟಿ", "ration_card": "ಪಡಿತರ ಚೀಟಿ", "other": "ಗುರುತಿನ ಚೀಟಿ"},
 	"mr": {"aadhaar": "आधार", "pan": "पॅन कार्ड", "passport": "पासपोर्ट", "driving_licence": "ड्रायव्हिंग लायसन्स",
 		"voter_id": "मतदार ओळखपत्र", "ration_card": "रेशन कार्ड", "other": "ओळखपत्र"},
+	"ml": {"aadhaar": "ആധാർ", "pan": "പാൻ", "passport": "പാസ്പോർട്ട്", "driving_licence": "ഡ്രൈവിംഗ് ലൈസൻസ്",
+		"voter_id": "വോട്ടർ ഐഡി", "ration_card": "റേഷൻ കാർഡ്", "other": "മറ്റ് തിരിച്ചറിയൽ രേഖ"},
+	"or": {"aadhaar": "ଆଧାର", "pan": "ପାନ୍", "passport": "ପାସପୋର୍ଟ", "driving_licence": "ଡ୍ରାଇଭିଂ ଲାଇସେନ୍ସ",
+		"voter_id": "ଭୋଟର ପରିଚୟ ପତ୍ର", "ration_card": "ରାସନ କାର୍ଡ", "other": "ଅନ୍ୟ ପରିଚୟ ପତ୍ର"},
+	"pa": {"aadhaar": "ਆਧਾਰ", "pan": "ਪੈਨ", "passport": "ਪਾਸਪੋਰਟ", "driving_licence": "ਡਰਾਈਵਿੰਗ ਲਾਇਸੈਂਸ",
+		"voter_id": "ਵੋਟਰ ਆਈਡੀ", "ration_card": "ਰਾਸ਼ਨ ਕਾਰਡ", "other": "ਹੋਰ ਪਛਾਣ ਪੱਤਰ"},
+	"ta": {"aadhaar": "ஆதார்", "pan": "பான்", "passport": "பாஸ்போர்ட்", "driving_licence": "ஓட்டுநர் உரிமம்",
+		"voter_id": "வாக்காளர் அடையாள அட்டை", "ration_card": "குடும்ப அட்டை", "other": "பிற அடையாள அட்டை"},
+	"te": {"aadhaar": "ఆధార్", "pan": "పాన్", "passport": "పాస్‌పోర్ట్", "driving_licence": "డ్రైవింగ్ లైసెన్స్",
+		"voter_id": "ఓటర్ ఐడీ", "ration_card": "రేషన్ కార్డు", "other": "ఇతర గుర్తింపు కార్డు"},
 }
 
 // text returns the catalogue entry for lang (English when unknown), with
