@@ -10,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/bot/console"
 	"github.com/otpgate/otpgate/internal/app"
 	"github.com/otpgate/otpgate/internal/config"
@@ -23,7 +25,7 @@ import (
 	"github.com/otpgate/otpgate/store/recordfile"
 )
 
-const demoUsage = `usage: otpgate demo [-records FILE] [-lang en|hi]
+const demoUsage = `usage: otpgate demo [-records FILE] [-lang CODE]
 
 Runs the whole product locally with no accounts or keys: a temporary,
 encrypted data directory with a generated master key, the bundled sample
@@ -37,7 +39,7 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() { fmt.Fprintln(e.stderr, demoUsage) }
 	records := fs.String("records", "", "import this JSON Lines or CSV file instead of the bundled sample")
-	lang := fs.String("lang", "en", "chat language: en or hi")
+	lang := fs.String("lang", "en", "chat language: "+strings.Join(bot.Languages(), ", "))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -46,6 +48,9 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	}
 	if fs.NArg() > 0 {
 		return usageError{"unexpected argument " + fs.Arg(0) + "\n" + demoUsage}
+	}
+	if !slices.Contains(bot.Languages(), *lang) {
+		return usageError{fmt.Sprintf("-lang %q: the bot speaks %s", *lang, strings.Join(bot.Languages(), ", "))}
 	}
 	cfg, err := loadConfig(e, config.Demo)
 	if err != nil {
