@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/bot"
+	"github.com/otpgate/otpgate/pii"
 )
 
 // Options configure Run.
@@ -107,7 +108,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 		msgID++
 		u := bot.Update{ChatID: o.UserID, ChatKind: bot.ChatPrivate, UserID: o.UserID, Lang: o.Lang, MessageID: msgID, Text: line}
-		if n, err := strconv.Atoi(strings.TrimSpace(line)); err == nil && n >= 1 && n <= len(buttons) {
+		// A button's number, in any script's digits ("২" presses the second).
+		digits, _ := pii.Digits(strings.TrimSpace(line))
+		if n, err := strconv.Atoi(digits); err == nil && digits != "" && n >= 1 && n <= len(buttons) {
 			u.Text = ""
 			u.Callback = &bot.Callback{ID: strconv.Itoa(msgID), Data: buttons[n-1].Data}
 		}

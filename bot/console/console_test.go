@@ -21,7 +21,7 @@ func (r *recorder) Handle(_ context.Context, u bot.Update) []bot.Reply {
 func TestButtonsAndLines(t *testing.T) {
 	rec := &recorder{}
 	var out bytes.Buffer
-	in := strings.NewReader("hello\n\n2\n3\n" + strings.Repeat("x", 200000) + "\n")
+	in := strings.NewReader("hello\n\n২\n3\n" + strings.Repeat("x", 200000) + "\n")
 	err := console.Run(context.Background(), console.Options{Handler: rec, In: in, Out: console.NewWriter(&out), UserID: 7, Lang: "hi"})
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func TestButtonsAndLines(t *testing.T) {
 		t.Fatalf("first update: %+v", rec.got[0])
 	}
 	if cb := rec.got[1].Callback; cb == nil || cb.Data != "r:b" || rec.got[1].Text != "" {
-		t.Fatalf("\"2\" should press the second button: %+v", rec.got[1])
+		t.Fatalf("\"২\" (Bengali 2) should press the second button: %+v", rec.got[1])
 	}
 	if rec.got[2].Callback != nil || rec.got[2].Text != "3" {
 		t.Fatalf("\"3\" is not a button here and stays text: %+v", rec.got[2])
