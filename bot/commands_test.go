@@ -20,7 +20,7 @@ func TestCommandTable(t *testing.T) {
 			t.Errorf("/%s has no private handler", c.name)
 		}
 	}
-	want := []string{"lookup", "history", "logout", "cancel", "language", "privacy", "help", "start"}
+	want := []string{"lookup", "history", "certificate", "logout", "cancel", "language", "privacy", "help", "start"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("table order %v, want %v", names, want)
 	}

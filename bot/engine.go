@@ -57,10 +57,28 @@ var (
 	_ Records = (*store.Store)(nil)
 )
 
+// Certifier issues a signed vaccination proof for a record the grant
+// covers. It must go through the store's grant-taking call (store.Certify),
+// so there is no proof without a grant and none unaudited.
+type Certifier interface {
+	Certify(ctx context.Context, ref store.GrantRef, handle string) (Certificate, error)
+}
+
+// Certificate is an issued proof: its QR code and what the caption says.
+type Certificate struct {
+	PNG     []byte // the QR code
+	Text    string // the proof text the QR code holds
+	Status  store.Status
+	Doses   int
+	Expires time.Time
+}
+
 // Options configure New.
 type Options struct {
 	Gate    Gate
 	Records Records
+	// Certifier issues vaccination proofs; nil turns /certificate off.
+	Certifier Certifier
 	// Channel names the front end ("telegram", "console"); requester ids are
 	// Channel + ":" + user id, so grants never cross channels.
 	Channel string

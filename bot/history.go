@@ -46,6 +46,9 @@ func (c *conv) history() {
 				what = text(c.lang, msgHistoryRecord)
 			}
 		}
+		if a.IsProof() {
+			what = text(c.lang, msgHistoryCertificate)
+		}
 		b.WriteString(text(c.lang, msgHistoryLine, a.Time.In(ist).Format("2006-01-02 15:04"), who, what))
 	}
 	c.e.releases.WithLabelValues(string(store.AudienceBeneficiary), "history").Inc()

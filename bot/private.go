@@ -133,6 +133,8 @@ func (c *conv) callback() {
 			break
 		}
 		c.release(strings.TrimPrefix(data, "r:"))
+	case strings.HasPrefix(data, "c:") && c.u.ChatKind == ChatPrivate:
+		c.certify(strings.TrimPrefix(data, "c:"))
 	case strings.HasPrefix(data, "lang:"):
 		c.setLanguage(strings.TrimPrefix(data, "lang:"))
 	default:

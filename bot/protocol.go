@@ -85,6 +85,13 @@ type Reply struct {
 	// per chat) if the channel could not delete the message, e.g. because
 	// the bot lacks the right in a group.
 	DeleteFailed string
+	// Photo, when set, is a PNG to send with Text as its caption: a
+	// vaccination proof's QR code. It is minimal by design and meant to be
+	// kept and shown, so it is neither protected nor deleted.
+	Photo []byte
+	// PhotoText is the text the photo encodes (the proof), for channels
+	// that cannot show an image (the terminal).
+	PhotoText string
 }
 
 // Button is an inline-keyboard button: a callback (Data) or, when Start is

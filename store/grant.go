@@ -117,7 +117,7 @@ var (
 // It is a release (names leave the process) and is audited as one.
 func (s *Store) Summaries(ctx context.Context, ref GrantRef) ([]Summary, error) {
 	var out []Summary
-	err := s.release(ctx, ref, nil, func(g Grant, recs []Record) AuditEntry {
+	err := s.release(ctx, ref, nil, func(g Grant, recs []Record) (AuditEntry, error) {
 		type entry struct {
 			ref string
 			sum Summary
@@ -132,7 +132,7 @@ func (s *Store) Summaries(ctx context.Context, ref GrantRef) ([]Summary, error) 
 		for _, e := range es {
 			out = append(out, e.sum)
 		}
-		return AuditEntry{Fields: summaryFields}
+		return AuditEntry{Fields: summaryFields}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -145,12 +145,12 @@ func (s *Store) Summaries(ctx context.Context, ref GrantRef) ([]Summary, error) 
 // the view is returned; if the audit cannot be written nothing is returned.
 func (s *Store) Release(ctx context.Context, ref GrantRef, handle string) (View, error) {
 	var v View
-	err := s.release(ctx, ref, []string{handle}, func(g Grant, recs []Record) AuditEntry {
+	err := s.release(ctx, ref, []string{handle}, func(g Grant, recs []Record) (AuditEntry, error) {
 		v = view(recs[0], handle, g.Audience)
 		if g.Audience == AudienceStaff {
-			return AuditEntry{Fields: staffFields}
+			return AuditEntry{Fields: staffFields}, nil
 		}
-		return AuditEntry{Fields: beneficiaryFields}
+		return AuditEntry{Fields: beneficiaryFields}, nil
 	})
 	if err != nil {
 		return View{}, err
@@ -158,8 +158,11 @@ func (s *Store) Release(ctx context.Context, ref GrantRef, handle string) (View,
 	return v, nil
 }
 
-// release is the one path by which record fields leave the store.
-func (s *Store) release(ctx context.Context, ref GrantRef, handles []string, build func(Grant, []Record) AuditEntry) error {
+// release is the one path by which record fields leave the store. build
+// sees the covered records inside the transaction and returns the audit
+// entry of what it lets out; an error from it aborts the release, and
+// nothing is audited or returned.
+func (s *Store) release(ctx context.Context, ref GrantRef, handles []string, build func(Grant, []Record) (AuditEntry, error)) error {
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
 	err := s.update(ctx, func(txn *badger.Txn) error {
@@ -190,7 +193,10 @@ func (s *Store) release(ctx context.Context, ref GrantRef, handles []string, bui
 			}
 			recs = append(recs, r)
 		}
-		e := build(g, recs)
+		e, err := build(g, recs)
+		if err != nil {
+			return err
+		}
 		e.Event, e.Requester, e.Agent, e.Audience, e.MobileKey, e.Records = EventReleased, g.Requester, g.Agent, g.Audience, g.MobileKey, handles
 		return s.appendAudit(txn, e)
 	})

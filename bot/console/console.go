@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,10 @@ type Options struct {
 	// AfterEach runs after each message is handled, e.g. to wait until the
 	// SMS a message triggered has been printed, so output stays in order.
 	AfterEach func(ctx context.Context)
+	// PhotoDir is where images the bot sends (a proof's QR code) are
+	// written, since a terminal cannot show them; "" makes a new
+	// directory under the system's temporary one on the first image.
+	PhotoDir string
 }
 
 // Writer serialises writes from the chat and from the SMS sender.
@@ -123,6 +128,11 @@ func Run(ctx context.Context, o Options) error {
 				buttons = buttons[:0]
 			}
 			render(o.Out, r, &buttons)
+			if len(r.Photo) > 0 {
+				if err := savePhoto(o.Out, &o.PhotoDir, r); err != nil {
+					fmt.Fprintf(o.Out, "     (the image could not be saved: %v)\n", err)
+				}
+			}
 		}
 		if o.AfterEach != nil {
 			o.AfterEach(ctx)
@@ -177,4 +187,33 @@ func render(w io.Writer, r bot.Reply, buttons *[]bot.Button) {
 		fmt.Fprintf(&b, "     (protected from forwarding; on Telegram deleted after %d min)\n", int(r.DeleteAfter.Round(time.Minute)/time.Minute))
 	}
 	_, _ = io.WriteString(w, b.String())
+}
+
+// savePhoto writes the image to a file in dir (made on first use) and
+// prints its path and the text it encodes. The file outlives the session:
+// it is the beneficiary's to keep.
+func savePhoto(w io.Writer, dir *string, r bot.Reply) error {
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "otpgate-proofs-")
+		if err != nil {
+			return err
+		}
+		*dir = d
+	}
+	f, err := os.CreateTemp(*dir, "proof-*.png")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(r.Photo); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "     [image saved to %s]\n", f.Name())
+	if r.PhotoText != "" {
+		fmt.Fprintf(w, "     [the QR code holds: %s]\n", r.PhotoText)
+	}
+	return nil
 }

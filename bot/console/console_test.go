@@ -3,6 +3,8 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -43,5 +45,31 @@ func TestButtonsAndLines(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "bot> pick\n     second line\n     [1] A\n     [2] B\n") {
 		t.Fatalf("rendering:\n%s", out.String())
+	}
+}
+
+// photographer sends a proof image once.
+type photographer struct{}
+
+func (photographer) Handle(_ context.Context, u bot.Update) []bot.Reply {
+	return []bot.Reply{{ChatID: u.ChatID, Text: "your proof", Photo: []byte("\x89PNG fake"), PhotoText: "OTPG1:ABC"}}
+}
+
+// TestPhotoIsSavedAndItsTextShown: a terminal cannot show the QR code, so
+// it is written to a file whose path is printed, with the proof text.
+func TestPhotoIsSavedAndItsTextShown(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	err := console.Run(context.Background(), console.Options{Handler: photographer{}, In: strings.NewReader("/certificate\n"),
+		Out: console.NewWriter(&out), UserID: 1, PhotoDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`image saved to ([^\]\s]+)`).FindStringSubmatch(out.String())
+	if m == nil || !strings.HasPrefix(m[1], dir) || !strings.Contains(out.String(), "OTPG1:ABC") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	if b, err := os.ReadFile(m[1]); err != nil || string(b) != "\x89PNG fake" {
+		t.Fatalf("saved image: %q, %v", b, err)
 	}
 }
