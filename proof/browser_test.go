@@ -40,7 +40,7 @@ func needChromium(t *testing.T) {
 // The second result reports what the page has logged as errors so far.
 func browser(t *testing.T) (context.Context, func() []string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second) // a guard against a hang; the test takes about 5 s
 	t.Cleanup(cancel)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chromiumPath),

@@ -132,8 +132,8 @@ func VerifyPage(keys KeySet, revoked Revocations) ([]byte, error) {
 // allow any origin (CORS), for third-party verifiers.
 //
 // The set and the list can be replaced while serving; each response is
-// rendered once per change, not per request. A Publisher is safe for
-// concurrent use.
+// rendered once per change (the compressed page on its first request), not
+// per request. A Publisher is safe for concurrent use.
 type Publisher struct {
 	mu   sync.Mutex // serialises updates
 	site atomic.Pointer[site]
@@ -149,10 +149,13 @@ type site struct {
 }
 
 type asset struct {
-	body, gz    []byte // gz is nil when not worth it
-	etag, gzTag string
+	body        []byte
+	etag        string
 	contentType string
 	cache       string
+	// gzipped compresses body on first use, once per version; nil when
+	// not worth it.
+	gzipped func() (body []byte, etag string)
 }
 
 // NewPublisher serves keys and revoked. It fails only if the page cannot be
@@ -223,11 +226,13 @@ func render(keys KeySet, revoked Revocations) (*site, error) {
 func newAsset(body []byte, contentType, cache string, compress bool) asset {
 	a := asset{body: body, etag: etag(body), contentType: contentType, cache: cache}
 	if compress {
-		var b bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
-		zw.Write(body)
-		zw.Close()
-		a.gz, a.gzTag = b.Bytes(), etag(b.Bytes())
+		a.gzipped = sync.OnceValues(func() ([]byte, string) {
+			var b bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
+			zw.Write(body)
+			zw.Close()
+			return b.Bytes(), etag(b.Bytes())
+		})
 	}
 	return a
 }
@@ -269,8 +274,8 @@ func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Access-Control-Allow-Origin", "*")
 	}
 	body, tag := a.body, a.etag
-	if a.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding")) {
-		body, tag = a.gz, a.gzTag
+	if a.gzipped != nil && acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		body, tag = a.gzipped()
 		h.Set("Content-Encoding", "gzip")
 	}
 	h.Set("Cache-Control", a.cache)

@@ -230,8 +230,8 @@ func TestPublisherUpdatesWhileServing(t *testing.T) {
 		wg.Go(func() {
 			for {
 				for _, path := range []string{"/", "/keys.json", "/revocations.json"} {
-					if r := get(t, p, "GET", path); r.StatusCode != 200 {
-						t.Errorf("GET %s: %d", path, r.StatusCode)
+					if r := get(t, p, "HEAD", path); r.StatusCode != 200 {
+						t.Errorf("HEAD %s: %d", path, r.StatusCode)
 					}
 				}
 				select {
@@ -242,7 +242,7 @@ func TestPublisherUpdatesWhileServing(t *testing.T) {
 			}
 		})
 	}
-	ids := []string{"0123456789abcdef", "1111111111111111", "2222222222222222"}
+	ids := []string{"0123456789abcdef", "2222222222222222"}
 	rev := Revocations{}
 	for i, id := range ids {
 		rev, _ = rev.With(t0.Add(time.Duration(i)*time.Minute), id)
@@ -257,7 +257,7 @@ func TestPublisherUpdatesWhileServing(t *testing.T) {
 	wg.Wait()
 
 	list, err := ParseRevocations([]byte(body(t, get(t, p, "GET", "/revocations.json"))))
-	if err != nil || list.Len() != 3 {
+	if err != nil || list.Len() != 2 {
 		t.Fatalf("revocations after updates: %v, %v", list.IDs(), err)
 	}
 	keys, _ := ParseKeySet([]byte(body(t, get(t, p, "GET", "/keys.json"))))
