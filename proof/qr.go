@@ -37,13 +37,13 @@ func QRCode(text string) ([]byte, error) {
 
 // Limits on the images that DecodeImage reads.
 const (
-	maxImageBytes  = 10 << 20 // Telegram's photo limit
-	maxImagePixels = 40 << 20 // 40 megapixels; decoding takes 4 bytes a pixel
+	maxImageBytes  = 10 << 20    // Telegram's photo limit
+	maxImagePixels = 4096 * 4096 // a 12-megapixel phone photo fits; decoding takes 6 bytes a pixel
 )
 
 var (
 	// ErrBadImage: not a PNG or JPEG image that can be read, or larger than
-	// 10 MiB or 40 megapixels.
+	// 10 MiB or 4096×4096 pixels.
 	ErrBadImage = errors.New("not a readable PNG or JPEG image")
 	// ErrNoQRCode: an image, but no QR code could be read in it.
 	ErrNoQRCode = errors.New("no QR code found in the image")
@@ -71,16 +71,28 @@ func DecodeImage(r io.Reader) (string, error) {
 	if err != nil {
 		return "", ErrBadImage
 	}
-	if text, ok := readQR(gozxing.NewLuminanceSourceFromImage(img)); ok {
-		return text, nil
-	}
-	// Light modules on a dark ground, as a dark-mode screenshot may show.
-	if text, ok := readQR(gozxing.NewInvertedLuminanceSource(gozxing.NewLuminanceSourceFromImage(img))); ok {
-		return text, nil
+	// Light modules on a dark ground (a dark-mode screenshot) come second.
+	// Each is tried turned a quarter at a time: gozxing takes a data
+	// pattern for a finder or alignment pattern in about one code in a
+	// hundred, even a perfect one that QRCode drew, and reads the same code
+	// in another orientation.
+	src := gozxing.NewLuminanceSourceFromImage(img)
+	for _, src := range []gozxing.LuminanceSource{src, gozxing.NewInvertedLuminanceSource(src)} {
+		for turn := range 4 {
+			if turn > 0 {
+				if src, err = src.RotateCounterClockwise(); err != nil {
+					break
+				}
+			}
+			if text, ok := readQR(src); ok {
+				return text, nil
+			}
+		}
 	}
 	return "", ErrNoQRCode
 }
 
+// readQR decodes the QR code in src.
 func readQR(src gozxing.LuminanceSource) (text string, ok bool) {
 	// The image comes from anyone; a decoder bug on a strange one must not
 	// take the process down.

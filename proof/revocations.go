@@ -50,9 +50,9 @@ func (r Revocations) With(updated time.Time, ids ...string) (Revocations, error)
 	return out, nil
 }
 
-// Has reports whether the proof id is revoked.
+// Has reports whether the proof id (in either case) is revoked.
 func (r Revocations) Has(id string) bool {
-	_, ok := r.ids[id]
+	_, ok := r.ids[strings.ToLower(id)]
 	return ok
 }
 
