@@ -39,6 +39,17 @@ func (s Status) String() string {
 
 func (s Status) valid() bool { return s >= StatusNone && s <= StatusFull }
 
+// ParseStatus is the inverse of String: "none", "partial" or "full" (the
+// store's status names). Anything else is an error.
+func ParseStatus(s string) (Status, error) {
+	for st := StatusNone; st <= StatusFull; st++ {
+		if s == st.String() {
+			return st, nil
+		}
+	}
+	return 0, fmt.Errorf("proof: unknown vaccination status %q", s)
+}
+
 // Bounds on what a proof holds, checked when issuing and when verifying.
 const (
 	maxIssuerBytes   = 64

@@ -309,6 +309,23 @@ func TestWireFormat(t *testing.T) {
 	}
 }
 
+func TestStatus(t *testing.T) {
+	for _, st := range []Status{StatusNone, StatusPartial, StatusFull} {
+		got, err := ParseStatus(st.String())
+		if err != nil || got != st {
+			t.Errorf("ParseStatus(%q) = %v, %v", st.String(), got, err)
+		}
+	}
+	if s := Status(7).String(); s != "Status(7)" {
+		t.Errorf("Status(7) = %q", s)
+	}
+	for _, s := range []string{"", "Full", "complete", "Status(1)"} {
+		if _, err := ParseStatus(s); err == nil {
+			t.Errorf("ParseStatus(%q) accepted", s)
+		}
+	}
+}
+
 func TestProofIDsAreRandom(t *testing.T) {
 	s := testSigner(t, 1)
 	seen := map[string]bool{}
