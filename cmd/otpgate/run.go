@@ -33,6 +33,9 @@ func commands() []command {
 		{"audit", "verify the audit chain, or export it as JSON Lines", runAudit},
 		{"backup", "write an encrypted backup of the data directory, even while serve runs", runBackup},
 		{"restore", "restore a backup into an empty data directory", runRestore},
+		{"keys", "print the public keys that verify vaccination proofs (JWKS)", runKeys},
+		{"verify", "check a vaccination proof: its text or an image of its QR code", runVerify},
+		{"proof", "revoke a vaccination proof (proof revoke ID)", runProof},
 		{"config", "print every setting with its default and description", runConfig},
 	}
 }
@@ -41,6 +44,11 @@ func commands() []command {
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// silentError fails the command (exit 1) after it has said why itself.
+type silentError struct{ msg string }
+
+func (e silentError) Error() string { return e.msg }
 
 const exitUsage = 2
 
@@ -59,6 +67,10 @@ func run(ctx context.Context, args []string, e env) int {
 		err := c.run(ctx, args[1:], e)
 		if err == nil {
 			return 0
+		}
+		var se silentError
+		if errors.As(err, &se) {
+			return 1
 		}
 		var ue usageError
 		if errors.As(err, &ue) {

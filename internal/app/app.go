@@ -28,6 +28,7 @@ import (
 	"github.com/otpgate/otpgate/otp"
 	smsconsole "github.com/otpgate/otpgate/otp/console"
 	"github.com/otpgate/otpgate/otp/twilio"
+	"github.com/otpgate/otpgate/proof"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -102,11 +103,17 @@ type App struct {
 	Telegram *telegram.Bot
 	Registry *prometheus.Registry
 	Log      *slog.Logger
+	// ProofKeys verify the proofs this program signs (current and retired
+	// signing keys): `otpgate keys` prints them.
+	ProofKeys proof.KeySet
 
-	ops      *Ops
-	deps     Deps
-	teardown []step
-	stopped  bool
+	signer     *proof.Signer
+	ops        *Ops
+	publisher  *proof.Publisher
+	publicAddr string
+	deps       Deps
+	teardown   []step
+	stopped    bool
 }
 
 // step is one teardown, named for the report when it fails.
@@ -149,9 +156,15 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 		return a, err
 	}
 	a.onStop("store", func(context.Context) error { return a.Store.Close() })
+	signer, keySet, err := ProofKeys(cfg)
+	if err != nil {
+		return a, err
+	}
+	a.ProofKeys = keySet
 	if deps.Channel == ChannelNone {
 		return a, nil
 	}
+	a.signer = signer
 
 	if err := a.buildEngine(); err != nil {
 		return a, err
@@ -161,6 +174,11 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 	}
 	if err := a.buildTelegram(); err != nil {
 		return a, err
+	}
+	if cfg.PublicListen != "" {
+		if err := a.startPublic(context.Background()); err != nil {
+			return a, err
+		}
 	}
 	if cfg.OpsListen != "" {
 		if err := a.startOps(); err != nil {
@@ -198,6 +216,7 @@ func (a *App) buildEngine() error {
 	a.onStop("sms queue", a.OTP.Close)
 	a.Engine, err = bot.New(bot.Options{
 		Gate: a.OTP, Records: a.Store, Channel: string(deps.Channel), Logger: log, Now: deps.Now,
+		Certifier:  certifier{st: a.Store, signer: a.signer, issuer: cfg.ProofIssuer, ttl: cfg.ProofTTL, now: deps.Now},
 		CodeLength: a.OTP.Policy().CodeLength, CodeTTL: cfg.OTPTTL, ReleaseTTL: cfg.ReleaseDeleteAfter,
 		FloodPerMinute: cfg.FloodPerMinute,
 		StaffUsers:     cfg.StaffUsers.Labels(), StaffChats: cfg.StaffChats, Registerer: deps.Registry,
@@ -307,7 +326,10 @@ func (a *App) startOps() error {
 			// check states it for operators reading /readyz.
 			"sms": func(context.Context) error { return nil },
 		},
-		Extra: map[string]http.Handler{"GET /backup": BackupHandler(a.Store, a.Keys, a.Log)},
+		Extra: map[string]http.Handler{
+			"GET /backup":         BackupHandler(a.Store, a.Keys, a.Log),
+			"POST /proofs/revoke": a.revokeHandler(),
+		},
 	})
 	if err != nil {
 		return err

@@ -143,9 +143,13 @@ func FetchBackup(ctx context.Context, opsAddr string, ks keys.Set, w io.Writer) 
 	return nil
 }
 
-func backupURL(opsAddr string) (string, error) {
+func backupURL(opsAddr string) (string, error) { return opsURL(opsAddr, "/backup") }
+
+// opsURL is the URL of path on the ops server at opsAddr (a listen address
+// or a URL).
+func opsURL(opsAddr, path string) (string, error) {
 	if strings.HasPrefix(opsAddr, "http://") || strings.HasPrefix(opsAddr, "https://") {
-		return strings.TrimSuffix(opsAddr, "/") + "/backup", nil
+		return strings.TrimSuffix(opsAddr, "/") + path, nil
 	}
 	host, port, err := net.SplitHostPort(opsAddr)
 	if err != nil {
@@ -158,7 +162,7 @@ func backupURL(opsAddr string) (string, error) {
 	case "::":
 		host = "::1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/backup", nil
+	return "http://" + net.JoinHostPort(host, port) + path, nil
 }
 
 // RestoreStore restores the backup read from r into cfg.DataDir, which

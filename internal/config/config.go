@@ -91,6 +91,12 @@ type Config struct {
 	StaffUsers StaffUsers `envconfig:"STAFF_USERS" default:"" desc:"support staff as comma-separated id:label pairs, e.g. 4521:Asha,6930:desk 7 — the Telegram user id, and the short label (1-16 of A-Z a-z 0-9 . _ - space) beneficiaries see in the consent SMS and /history instead of the id"`
 	StaffChats []int64    `envconfig:"STAFF_CHATS" default:"" desc:"comma-separated group chat ids (negative) where staff may use the bot"`
 
+	SigningKey         Secret        `envconfig:"SIGNING_KEY" default:"" secret:"true" file:"true" desc:"Ed25519 key that signs vaccination proofs: a 32-byte seed as hex or base64, or a PKCS#8 PEM; empty derives one from OTPGATE_MASTER_KEY"`
+	RetiredSigningKeys []string      `envconfig:"RETIRED_SIGNING_KEYS" default:"" desc:"comma-separated public keys (hex, base64) of earlier signing keys: proofs they signed stay verifiable after a rotation"`
+	ProofTTL           time.Duration `envconfig:"PROOF_TTL" default:"2160h" desc:"how long a vaccination proof is valid (default 90 days)"`
+	ProofIssuer        string        `envconfig:"PROOF_ISSUER" default:"otpgate" desc:"the issuer named in every proof (e.g. the health department's domain), at most 64 bytes"`
+	PublicListen       string        `envconfig:"PUBLIC_LISTEN" default:"" desc:"host:port of the public, read-only listener: the proof verification page, /keys.json, /revocations.json; empty turns it off"`
+
 	OpsListen    string `envconfig:"OPS_LISTEN" default:"" desc:"host:port for /healthz, /readyz and /metrics; empty turns it off"`
 	LogLevel     string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat    string `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`

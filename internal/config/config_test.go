@@ -65,6 +65,8 @@ func TestLoadDefaults(t *testing.T) {
 		GrantTTL:                   10 * time.Minute,
 		ReleaseDeleteAfter:         10 * time.Minute,
 		FloodPerMinute:             20,
+		ProofTTL:                   90 * 24 * time.Hour,
+		ProofIssuer:                "otpgate",
 		LogLevel:                   "info",
 		LogFormat:                  "text",
 	}

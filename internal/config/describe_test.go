@@ -55,8 +55,8 @@ func TestVariables(t *testing.T) {
 			t.Errorf("variable %s: no description or type", v.Name)
 		}
 	}
-	if n := reflect.TypeFor[Config]().NumField() + 5; len(vars) != n {
-		t.Errorf("%d variables, want %d (one per field plus 5 _FILE variants)", len(vars), n)
+	if n := reflect.TypeFor[Config]().NumField() + 6; len(vars) != n {
+		t.Errorf("%d variables, want %d (one per field plus 6 _FILE variants)", len(vars), n)
 	}
 	for _, name := range specNames {
 		if _, ok := byName[name]; !ok {

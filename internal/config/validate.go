@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/otpgate/otpgate/proof"
 )
 
 // Limits Load enforces.
@@ -110,7 +112,38 @@ var validators = map[string]func(c *Config) error{
 		}
 		return nil
 	},
-	"OpsListen": func(c *Config) error { return optional(c.OpsListen, listenAddr) },
+	"OpsListen":    func(c *Config) error { return optional(c.OpsListen, listenAddr) },
+	"PublicListen": func(c *Config) error { return optional(c.PublicListen, listenAddr) },
+	"SigningKey": func(c *Config) error {
+		if !c.SigningKey.IsSet() {
+			return nil
+		}
+		_, err := proof.ParseSigningKey(c.SigningKey.Reveal())
+		return err
+	},
+	"RetiredSigningKeys": func(c *Config) error {
+		for _, k := range c.RetiredSigningKeys {
+			if _, err := proof.ParsePublicKey(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	"ProofTTL": func(c *Config) error {
+		if err := positive(c.ProofTTL); err != nil {
+			return err
+		}
+		if c.ProofTTL > 5*365*24*time.Hour {
+			return fmt.Errorf("is %s; at most five years", c.ProofTTL)
+		}
+		return nil
+	},
+	"ProofIssuer": func(c *Config) error {
+		if c.ProofIssuer == "" || len(c.ProofIssuer) > 64 {
+			return errors.New("must be 1-64 bytes")
+		}
+		return nil
+	},
 	"LogLevel":  func(c *Config) error { return oneOf(c.LogLevel, logLevels) },
 	"LogFormat": func(c *Config) error { return oneOf(c.LogFormat, logFormats) },
 	"SMSTemplates": func(c *Config) error {
@@ -310,6 +343,10 @@ func (c Config) Require(mode Mode) error {
 		}
 		if c.WebhookURL != "" {
 			c.requireWebhook(&errs, name)
+		}
+		if c.PublicListen != "" && (c.PublicListen == c.OpsListen || (c.WebhookURL != "" && c.PublicListen == c.WebhookListen)) {
+			errs.add(name["PublicListen"], fmt.Errorf("is the address of another listener; the public one must be separate (%s, %s)",
+				name["OpsListen"], name["WebhookListen"]))
 		}
 	default:
 		return fmt.Errorf("config: unknown mode %s", mode)
