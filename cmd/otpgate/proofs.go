@@ -133,6 +133,9 @@ func proofInput(arg string, stdin io.Reader) (string, error) {
 		return strings.TrimSpace(arg), nil
 	}
 	f, err := os.Open(arg)
+	if errors.Is(err, os.ErrNotExist) && !strings.ContainsAny(arg, `/\.`) {
+		return arg, nil // not a file: a (bad) proof text, which Verify names
+	}
 	if err != nil {
 		return "", fmt.Errorf("%q is neither a proof (%s…) nor a readable image: %w", arg, proof.Prefix, err)
 	}
