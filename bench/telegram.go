@@ -12,6 +12,7 @@ import (
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/bot/telegram"
 	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
+	"github.com/otpgate/otpgate/internal/app"
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/otp/otptest"
@@ -63,7 +64,7 @@ func benchTelegram(args []string) error {
 	const token = "999:bench-token-for-the-fake-bot-api"
 	fake := tf.New(token, tf.Options{EnforceLimits: true, MaxCalls: 1})
 	defer fake.Close()
-	tg, err := telegram.New(telegram.Options{Token: token, APIURL: fake.URL(), Handler: eng, Deletions: st, Logger: log, PollTimeout: time.Second})
+	tg, err := telegram.New(telegram.Options{Token: token, APIURL: fake.URL(), Handler: eng, Deletions: app.TelegramDeletions(st), Logger: log, PollTimeout: time.Second})
 	if err != nil {
 		return err
 	}

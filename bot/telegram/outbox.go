@@ -60,7 +60,7 @@ type chatQueue struct {
 type outbox struct {
 	api     caller
 	log     *slog.Logger
-	now     func() time.Time
+	clock   Clock
 	workers int
 
 	mu        sync.Mutex
@@ -81,9 +81,9 @@ type outbox struct {
 	tooManyMetric prometheus.Counter // nil in unit tests
 }
 
-func newOutbox(api caller, log *slog.Logger, workers int) *outbox {
+func newOutbox(api caller, log *slog.Logger, workers int, clock Clock) *outbox {
 	return &outbox{
-		api: api, log: log, now: time.Now, workers: workers,
+		api: api, log: log, clock: clock, workers: workers,
 		chats: map[int64]*chatQueue{}, wake: make(chan struct{}, 1), idle: make(chan struct{}),
 		work: make(chan *call),
 	}
@@ -133,8 +133,6 @@ func (o *outbox) run(ctx context.Context) {
 	}
 	defer o.wg.Wait()
 	defer close(o.work)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for {
 		c, wait := o.pick()
 		if c != nil {
@@ -146,18 +144,11 @@ func (o *outbox) run(ctx context.Context) {
 				return
 			}
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-o.wake:
-		case <-timer.C:
+		case <-o.clock.After(wait):
 		}
 	}
 }
@@ -167,7 +158,7 @@ func (o *outbox) run(ctx context.Context) {
 func (o *outbox) pick() (*call, time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	now := o.now()
+	now := o.clock.Now()
 	var (
 		best     *chatQueue
 		bestCall *call
@@ -262,7 +253,7 @@ func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 		if retryIn == 0 {
 			retryIn = backoff(q.failures)
 		}
-		q.next = o.now().Add(retryIn)
+		q.next = o.clock.Now().Add(retryIn)
 		attempt := q.failures
 		o.mu.Unlock()
 		o.log.Warn("telegram call failed; will retry", "method", c.method, "retry_in", retryIn, "attempt", attempt, "err", redactErr(err))
@@ -271,9 +262,9 @@ func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 	}
 	q.failures = 0
 	q.calls = q.calls[1:]
-	if len(q.calls) == 0 && !q.group && q.next.Before(o.now()) {
+	if len(q.calls) == 0 && !q.group && q.next.Before(o.clock.Now()) {
 		delete(o.chats, c.chatID) // keep the map small; pacing state has lapsed
-	} else if len(q.calls) == 0 && q.group && len(q.recent) > 0 && o.now().Sub(q.recent[len(q.recent)-1]) > groupWindow {
+	} else if len(q.calls) == 0 && q.group && len(q.recent) > 0 && o.clock.Now().Sub(q.recent[len(q.recent)-1]) > groupWindow {
 		delete(o.chats, c.chatID)
 	}
 	if permanent {

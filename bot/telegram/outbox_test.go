@@ -14,14 +14,17 @@ import (
 // end-to-end tests in telegram_test.go drive the whole queue against the
 // fake Bot API.
 
+// fakeClock is a Clock that moves only when told. After never fires:
+// these tests call the scheduler's steps themselves.
 type fakeClock struct{ t time.Time }
 
-func (c *fakeClock) now() time.Time      { return c.t }
-func (c *fakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
+func (c *fakeClock) Now() time.Time                       { return c.t }
+func (c *fakeClock) After(time.Duration) <-chan time.Time { return nil }
+func (c *fakeClock) add(d time.Duration)                  { c.t = c.t.Add(d) }
+
 func newTestOutbox() (*outbox, *fakeClock) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	o := newOutbox(nil, slog.New(slog.DiscardHandler), 1)
-	o.now = clk.now
+	o := newOutbox(nil, slog.New(slog.DiscardHandler), 1, clk)
 	return o, clk
 }
 

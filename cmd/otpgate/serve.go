@@ -65,7 +65,7 @@ func runServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	tg, err := telegram.New(telegram.Options{
-		Token: cfg.TelegramToken.Reveal(), APIURL: cfg.TelegramAPIURL, Handler: eng, Deletions: core.Store, Logger: log,
+		Token: cfg.TelegramToken.Reveal(), APIURL: cfg.TelegramAPIURL, Handler: eng, Deletions: app.TelegramDeletions(core.Store), Logger: log,
 		WebhookURL: cfg.WebhookURL, WebhookListen: cfg.WebhookListen, WebhookSecret: cfg.WebhookSecret.Reveal(),
 		Registerer: reg,
 	})

@@ -141,6 +141,18 @@ func (s *Server) Deleted(chatID int64) []int {
 	return nil
 }
 
+// DeletedAt reports when the message messageID of chatID was deleted, on
+// the fake's clock, and false if it was not.
+func (s *Server) DeletedAt(chatID int64, messageID int) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cs := s.chats[chatID]; cs != nil {
+		at, ok := cs.deletedAt[messageID]
+		return at, ok
+	}
+	return time.Time{}, false
+}
+
 // Answered returns the callback query ids answered, in order.
 func (s *Server) Answered() []string {
 	s.mu.Lock()

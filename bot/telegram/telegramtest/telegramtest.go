@@ -13,6 +13,12 @@
 // with FailNext, SetBlocked, SetDown and SetLatency, and Telegram's flood
 // limits are enforced when Options.EnforceLimits is set.
 //
+// For a client running inside a testing/synctest bubble, build the fake
+// with NewUnstarted in the bubble and connect through Transport (no
+// socket); deliver webhooks over a Listener. Every wait of the fake then
+// runs on the bubble's clock. Deletions is an in-memory schedule for the
+// adapter's Options.Deletions.
+//
 // Where the fake knowingly differs from Telegram:
 //   - an empty getUpdates with timeout=0 is held for Options.ShortPollWait
 //     (Telegram answers at once; the fake stands in for the network round
