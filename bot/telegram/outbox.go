@@ -253,7 +253,9 @@ func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 		if retryIn == 0 {
 			retryIn = backoff(q.failures)
 		}
-		q.next = o.clock.Now().Add(retryIn)
+		// Never earlier than the pacing already due: a call whose answer
+		// was lost may have been delivered, and counts against the chat.
+		q.next = later(q.next, o.clock.Now().Add(retryIn))
 		attempt := q.failures
 		o.mu.Unlock()
 		o.log.Warn("telegram call failed; will retry", "method", c.method, "retry_in", retryIn, "attempt", attempt, "err", redactErr(err))

@@ -173,3 +173,20 @@ func TestOutboxAnswersAreNotPaced(t *testing.T) {
 		t.Fatalf("an answer should not wait for the chat's message spacing: %v %v", c, wait)
 	}
 }
+
+func TestOutboxRetryKeepsTheChatsPacing(t *testing.T) {
+	o, clk := newTestOutbox()
+	o.enqueue(msg(1, "a"), false)
+	start := clk.t
+	c, _ := o.pick()
+	// 502 after Telegram delivered it, perhaps: the retry counts as a
+	// second message to the chat.
+	o.finish(c, nil, &tgbotapi.Error{Code: 502, Message: "Bad Gateway"})
+	c = next(o, clk)
+	if gap := clk.t.Sub(start); gap < privateInterval {
+		t.Fatalf("retried %v after the first attempt; the chat allows one message a second", gap)
+	}
+	if c.params["text"] != "a" {
+		t.Fatalf("retry: %+v", c)
+	}
+}
