@@ -439,11 +439,19 @@ func (d *dispatcher) wait(ctx context.Context) error {
 }
 
 func chatOf(u tgbotapi.Update) int64 {
+	if cq := u.CallbackQuery; cq != nil {
+		// FromChat dereferences the message, absent on an inline
+		// message's button.
+		switch {
+		case cq.Message != nil && cq.Message.Chat != nil:
+			return cq.Message.Chat.ID
+		case cq.From != nil:
+			return cq.From.ID
+		}
+		return 0
+	}
 	if c := u.FromChat(); c != nil {
 		return c.ID
-	}
-	if u.CallbackQuery != nil && u.CallbackQuery.From != nil {
-		return u.CallbackQuery.From.ID
 	}
 	return 0
 }

@@ -368,3 +368,20 @@ func TestPollingBacksOffWhileTelegramIsDown(t *testing.T) {
 		h.wait(t, 8001, 1) // and it recovers
 	})
 }
+
+func TestButtonWithoutAMessageIsSafe(t *testing.T) {
+	t.Parallel()
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		// A button on an inline-mode message: no message, no chat.
+		if _, err := h.fake.SendRaw(json.RawMessage(`{"update_id":0,"callback_query":{"id":"77","from":{"id":5201,"is_bot":false,"first_name":"I"},
+			"inline_message_id":"AAA","chat_instance":"1","data":"r:x"}}`)); err != nil {
+			t.Fatal(err)
+		}
+		h.fake.SendText(tf.Private(5201), tf.User{ID: 5201, FirstName: "I"}, "/start")
+		if m := h.wait(t, 5201, 2); !strings.Contains(m[1].Text, "Hello!") { // the button is answered, then /start
+			t.Fatalf("the bot stopped after a button without a message: %+v", m)
+		}
+	})
+}
