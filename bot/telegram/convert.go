@@ -72,19 +72,41 @@ func chatKind(c *tgbotapi.Chat) bot.ChatKind {
 	return bot.ChatGroup
 }
 
+// placeholderText is what a message that will carry record fields says
+// before its deletion is scheduled: nothing at all.
+const placeholderText = "…"
+
 // toCalls turns one engine reply into Bot API calls, in order: the message,
 // then the answer to the button press, the deletion of the user's code, and
 // leaving the chat.
+//
+// A message that carries record fields and must be deleted goes out as a
+// placeholder whose reveal is the edit that puts the text in; see
+// Bot.revealOnceScheduled for why.
 func toCalls(r bot.Reply, botUsername string) []*call {
 	var calls []*call
 	chat := strconv.FormatInt(r.ChatID, 10)
-	if r.Text != "" {
+	switch {
+	case r.Text != "" && r.Sensitive && r.DeleteAfter > 0:
+		// protect_content is a property of the message, set when it is
+		// sent (not in v5.5.1's config structs: a raw parameter); the
+		// edit keeps it. An edit carries an inline keyboard only: any
+		// other keyboard goes with the placeholder.
+		p := tgbotapi.Params{"chat_id": chat, "text": placeholderText, "protect_content": "true"}
+		edit := tgbotapi.Params{"chat_id": chat, "text": r.Text}
+		if markup := replyMarkup(r, botUsername); markup != "" && len(r.Buttons) > 0 {
+			edit["reply_markup"] = markup
+		} else if markup != "" {
+			p["reply_markup"] = markup
+		}
+		calls = append(calls, &call{chatID: r.ChatID, method: "sendMessage", params: p,
+			reveal: &call{chatID: r.ChatID, method: "editMessageText", params: edit}})
+	case r.Text != "":
 		p := tgbotapi.Params{"chat_id": chat, "text": r.Text}
 		if markup := replyMarkup(r, botUsername); markup != "" {
 			p["reply_markup"] = markup
 		}
 		if r.Sensitive {
-			// Not in v5.5.1's config structs: sent as a raw parameter.
 			p["protect_content"] = "true"
 		}
 		calls = append(calls, &call{chatID: r.ChatID, method: "sendMessage", params: p})

@@ -33,6 +33,9 @@ type Deletions interface {
 	DeletionDone(ctx context.Context, d Deletion) error
 }
 
+// storeTimeout bounds one write to the schedule, made by a send worker.
+const storeTimeout = 10 * time.Second
+
 // sweepInterval is how often the schedule is read: a message is deleted at
 // most this long after it is due (plus the send queue's wait).
 const sweepInterval = 5 * time.Second
@@ -69,7 +72,9 @@ func (b *Bot) deleteDue(ctx context.Context) {
 			done: func(_ *tgbotapi.APIResponse, err error) {
 				// Done or impossible (already deleted, older than 48 h):
 				// either way it leaves the schedule.
-				if err := b.o.Deletions.DeletionDone(context.Background(), d); err != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+				defer cancel()
+				if err := b.o.Deletions.DeletionDone(ctx, d); err != nil {
 					b.log.Error("deletion schedule", "err", err)
 				}
 				b.mu.Lock()
@@ -80,17 +85,52 @@ func (b *Bot) deleteDue(ctx context.Context) {
 	}
 }
 
-// scheduleDeletion returns a completion hook that records when the sent
-// message must go.
-func (b *Bot) scheduleDeletion(chatID int64, after time.Duration) func(*tgbotapi.APIResponse, error) {
-	return func(resp *tgbotapi.APIResponse, err error) {
+// revealOnceScheduled returns the next step of a placeholder sent for a
+// message that carries record fields: schedule the placeholder's deletion
+// durably, then edit the record into it.
+//
+// Why a placeholder, and not the record sent at once with its deletion
+// scheduled when Telegram answers: the message id is the key of the
+// deletion and Telegram alone assigns it, in its answer. A record sent
+// directly exists, between Telegram accepting it and the schedule being
+// written, as a message nobody will delete: a crash there leaves it in the
+// chat for good, and an answer lost to a 5xx or a dropped connection after
+// Telegram accepted it makes a blind resend deliver a second copy while
+// only the one whose answer arrived is scheduled. Guessing the lost copy
+// later (ids rise within a chat, so it lies between known ids) means
+// deleting ids the bot did not write: in a private chat, and in a group
+// where the bot is an admin, deleteMessage removes the user's own
+// messages, so the guesses are not harmless. With a placeholder, the only
+// message whose id is unknown is one that says nothing. The record text
+// reaches Telegram only as an edit of a message whose deletion is already
+// on the durable schedule, and an edit cannot make a second message: a
+// lost answer is retried, and a retry of an edit that took effect is
+// answered "message is not modified", which counts as done. A crash at any
+// point leaves either an empty placeholder or a scheduled one. As a bonus
+// the notification, sent when the placeholder arrives, shows nothing of
+// the record. The cost is one more call per released message, not counted
+// against the message limits, and an empty placeholder left behind when a
+// placeholder's own answer is lost and it is sent again.
+//
+// If the schedule cannot be written the record is not sent and the
+// placeholder is deleted: nothing is released that would not be deleted.
+func (b *Bot) revealOnceScheduled(edit *call, after time.Duration) func(*tgbotapi.APIResponse) *call {
+	return func(resp *tgbotapi.APIResponse) *call {
 		id := sentMessageID(resp)
-		if err != nil || id == 0 {
-			return
+		if id == 0 {
+			b.log.Error("a placeholder was sent without a message id; the record it was for is not sent")
+			return nil
 		}
-		d := Deletion{Due: b.clock.Now().Add(after), ChatID: chatID, MessageID: id}
-		if err := b.o.Deletions.ScheduleDeletion(context.Background(), d); err != nil {
-			b.log.Error("could not schedule the deletion of a released record", "err", err)
+		chat := strconv.FormatInt(edit.chatID, 10)
+		d := Deletion{Due: b.clock.Now().Add(after), ChatID: edit.chatID, MessageID: id}
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		if err := b.o.Deletions.ScheduleDeletion(ctx, d); err != nil {
+			b.log.Error("could not schedule the deletion of a released record; it is not sent", "err", err)
+			return &call{chatID: edit.chatID, method: "deleteMessage",
+				params: tgbotapi.Params{"chat_id": chat, "message_id": strconv.Itoa(id)}}
 		}
+		edit.params["message_id"] = strconv.Itoa(id)
+		return edit
 	}
 }

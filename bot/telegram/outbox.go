@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,7 +38,14 @@ type call struct {
 	// done, if set, gets the outcome once: the response, or the error that
 	// made the call impossible (never a transient one).
 	done func(*tgbotapi.APIResponse, error)
-	seq  uint64
+	// next, if set, runs once the call has succeeded, while its chat is
+	// still held, and returns the call that takes its place at the head of
+	// the chat's queue (nil for none): two steps nothing comes between.
+	next func(*tgbotapi.APIResponse) *call
+	// reveal is, on a placeholder, the edit that puts the sensitive text
+	// in (toCalls sets it; the Bot turns it into next).
+	reveal *call
+	seq    uint64
 }
 
 // message reports whether c counts against Telegram's message limits.
@@ -230,6 +238,19 @@ func (o *outbox) worker(ctx context.Context) {
 // finish records the outcome of c: success and permanent failure pop it;
 // a transient failure keeps it at the head of its chat, paused.
 func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
+	if c.method == "editMessageText" && notModified(err) {
+		// A retried edit whose first attempt took effect: done.
+		err = nil
+	}
+	if err == nil && c.next != nil {
+		if follow := c.next(resp); follow != nil {
+			o.replaceHead(c, follow)
+			if c.done != nil {
+				c.done(resp, nil)
+			}
+			return
+		}
+	}
 	retryIn, permanent := classify(err)
 	if o.health != nil {
 		if err == nil || permanent { // Telegram answered
@@ -285,6 +306,27 @@ func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 		c.done(resp, err)
 	}
 	o.poke()
+}
+
+// replaceHead puts follow in the place of c, which has succeeded, at the
+// head of its chat's queue, and releases the chat.
+func (o *outbox) replaceHead(c, follow *call) {
+	if o.health != nil {
+		o.health.ok()
+	}
+	o.mu.Lock()
+	q := o.chats[c.chatID]
+	follow.seq = c.seq // it keeps its turn among the chats
+	q.calls[0] = follow
+	q.inFlight, q.failures = false, 0
+	o.mu.Unlock()
+	o.poke()
+}
+
+// notModified reports Telegram's refusal of an edit that changes nothing.
+func notModified(err error) bool {
+	var tg *tgbotapi.Error
+	return errors.As(err, &tg) && tg.Code == http.StatusBadRequest && strings.Contains(tg.Message, "message is not modified")
 }
 
 // classify says how to treat a call's error: retry after a given time (429),

@@ -174,6 +174,58 @@ func TestOutboxAnswersAreNotPaced(t *testing.T) {
 	}
 }
 
+func TestOutboxSecondStepHoldsTheChat(t *testing.T) {
+	o, clk := newTestOutbox()
+	edit := &call{chatID: 1, method: "editMessageText", params: tgbotapi.Params{"text": "record"}}
+	ph := msg(1, "…")
+	var scheduledWhileHeld bool
+	ph.next = func(*tgbotapi.APIResponse) *call {
+		// Nothing else of the chat may go while the step in between runs.
+		c, _ := o.pick()
+		scheduledWhileHeld = c == nil
+		return edit
+	}
+	o.enqueue(ph, false)
+	o.enqueue(msg(1, "after"), false)
+	o.enqueue(&call{chatID: 1, method: "answerCallbackQuery"}, false)
+	o.enqueue(msg(2, "other chat"), false)
+
+	if c := next(o, clk); c != ph {
+		t.Fatalf("first: %+v", c)
+	}
+	o.finish(ph, &tgbotapi.APIResponse{Ok: true}, nil)
+	if !scheduledWhileHeld {
+		t.Fatal("the chat was released before the second step was in place")
+	}
+	if o.depth() != 4 {
+		t.Fatalf("depth %d: the edit takes the placeholder's place", o.depth())
+	}
+	// The edit goes before the other chat's message (it keeps the
+	// placeholder's turn) and without waiting for the chat's pacing.
+	if c, _ := o.pick(); c != edit {
+		t.Fatalf("after the placeholder: %+v", c)
+	}
+	o.finish(edit, &tgbotapi.APIResponse{Ok: true}, nil)
+	if c := next(o, clk); c.params["text"] != "other chat" {
+		t.Fatalf("then the other chat: %+v", c)
+	}
+}
+
+func TestOutboxRetriedEditThatTookEffect(t *testing.T) {
+	o, _ := newTestOutbox()
+	var got []error
+	e := &call{chatID: 1, method: "editMessageText", done: func(_ *tgbotapi.APIResponse, err error) { got = append(got, err) }}
+	o.enqueue(e, false)
+	c, _ := o.pick()
+	o.finish(c, nil, &tgbotapi.Error{Code: 400, Message: "Bad Request: message is not modified: specified new message content and reply markup are exactly the same"})
+	if len(got) != 1 || got[0] != nil || o.depth() != 0 {
+		t.Fatalf("done %v, depth %d", got, o.depth())
+	}
+	if _, permanent := o.stats(); permanent != 0 {
+		t.Fatal("counted as refused")
+	}
+}
+
 func TestOutboxRetryKeepsTheChatsPacing(t *testing.T) {
 	o, clk := newTestOutbox()
 	o.enqueue(msg(1, "a"), false)

@@ -268,7 +268,7 @@ func TestRandomisedGroupsLeakNothing(t *testing.T) {
 			}
 			h.idle(t)
 			advance(30 * time.Millisecond)
-			for _, m := range h.fake.SentAll() {
+			for _, m := range h.fake.LatestAll() {
 				if m.ChatID >= 0 {
 					continue
 				}

@@ -5,9 +5,11 @@
 // the only package that imports go-telegram-bot-api.
 //
 // Messages that carry record fields are sent with protect_content and
-// deleted after the engine's chosen time; the deletion schedule is kept in
-// Deletions, durable storage that internal/app hands in, so that it
-// survives a restart.
+// deleted after the engine's chosen time. The deletion schedule is kept in
+// Deletions, durable storage that internal/app hands in, and a record is
+// written into the chat only as the edit of an empty placeholder whose
+// deletion is already scheduled: no crash, lost answer or retry leaves a
+// copy behind (see revealOnceScheduled).
 package telegram
 
 import (
@@ -301,8 +303,8 @@ func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
 	for _, r := range b.o.Handler.Handle(ctx, u) {
 		for _, c := range toCalls(r, b.username) {
 			switch {
-			case c.method == "sendMessage" && r.Sensitive && r.DeleteAfter > 0:
-				c.done = b.scheduleDeletion(r.ChatID, r.DeleteAfter)
+			case c.reveal != nil:
+				c.next = b.revealOnceScheduled(c.reveal, r.DeleteAfter)
 			case c.method == "deleteMessage" && r.DeleteFailed != "":
 				c.done = b.warnIfNotDeleted(r.ChatID, r.DeleteFailed, group)
 			}

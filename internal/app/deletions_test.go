@@ -74,11 +74,15 @@ func TestReleasedRecordDeletedAfterRestart(t *testing.T) {
 		fake.SendText(tf.Private(77), tf.User{ID: 77, FirstName: "A"}, "hello")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		sent, err := fake.WaitSent(ctx, 77, 1)
+		// The record is edited into a placeholder sent first.
+		sent, err := fake.WaitLatest(ctx, 77, 1, func(m tf.SentMessage) bool { return !m.EditTime.IsZero() })
 		if err != nil {
 			t.Fatal(err)
 		}
 		rec := sent[0]
+		if rec.Text != "Name: Asha Verma" || !rec.ProtectContent {
+			t.Fatalf("record: %+v", rec)
+		}
 		stop()
 		if _, ok := fake.DeletedAt(77, rec.MessageID); ok {
 			t.Fatal("deleted before its time")
