@@ -54,6 +54,13 @@ type Update struct {
 	Unsupported bool
 	// AddedToGroup is set when the bot was added to the group ChatID.
 	AddedToGroup bool
+	// Edited marks an edited message: check it for personal data, never act
+	// on it as a command or a code.
+	Edited bool
+	// Caption marks Text as the caption of a photo, document, video or other
+	// file: check it for personal data, never act on it as a command or a
+	// code.
+	Caption bool
 }
 
 // Contact is a shared phone contact.

@@ -11,8 +11,9 @@ import (
 )
 
 // toUpdate translates a Bot API update into the engine's terms. ok is false
-// for updates the engine has nothing to say to (edits, channel posts,
-// service messages, other bots, unknown kinds).
+// for updates the engine has nothing to say to (channel posts, service
+// messages, other bots, unknown kinds). Edits are passed on, marked: a code
+// or a mobile can be edited into a message as well as typed.
 func toUpdate(u tgbotapi.Update) (bot.Update, bool) {
 	switch {
 	case u.CallbackQuery != nil:
@@ -36,6 +37,10 @@ func toUpdate(u tgbotapi.Update) (bot.Update, bool) {
 		return bot.Update{ChatID: m.Chat.ID, ChatKind: chatKind(&m.Chat), UserID: m.From.ID, Lang: m.From.LanguageCode, AddedToGroup: true}, true
 	case u.Message != nil:
 		return fromMessage(u.Message)
+	case u.EditedMessage != nil:
+		out, ok := fromMessage(u.EditedMessage)
+		out.Edited = true
+		return out, ok
 	}
 	return bot.Update{}, false
 }
@@ -56,6 +61,10 @@ func fromMessage(m *tgbotapi.Message) (bot.Update, bool) {
 	case m.NewChatMembers != nil || m.LeftChatMember != nil || m.NewChatTitle != "" || m.NewChatPhoto != nil ||
 		m.DeleteChatPhoto || m.GroupChatCreated || m.SuperGroupChatCreated || m.PinnedMessage != nil || m.MigrateToChatID != 0:
 		return bot.Update{}, false // service messages
+	case m.Caption != "":
+		// A photo, document, video… the bot cannot read, with a caption
+		// that may carry a code or a mobile: hygiene reads the caption.
+		out.Text, out.Caption, out.Unsupported = m.Caption, true, true
 	default:
 		out.Unsupported = true // stickers, photos, voice, documents, locations, polls…
 	}

@@ -32,11 +32,11 @@ const (
 )
 
 // releaser is an engine that answers every new text with a released
-// record.
+// record. It never looks at edits.
 type releaser struct{}
 
 func (releaser) Handle(_ context.Context, u bot.Update) []bot.Reply {
-	if u.Text == "" {
+	if u.Text == "" || u.Edited {
 		return nil
 	}
 	return []bot.Reply{{ChatID: u.ChatID, Text: recordText, Sensitive: true, DeleteAfter: releaseTTL}}
@@ -294,4 +294,79 @@ func TestUnscheduledRecordIsNotSent(t *testing.T) {
 			t.Fatalf("%d edits", n)
 		}
 	})
+}
+
+// recorder is an engine that keeps every update and answers each.
+type recorder struct {
+	mu  sync.Mutex
+	got []bot.Update
+}
+
+func (r *recorder) Handle(_ context.Context, u bot.Update) []bot.Reply {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, u)
+	return []bot.Reply{{ChatID: u.ChatID, Text: "seen"}}
+}
+
+func (r *recorder) updates() []bot.Update {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
+}
+
+func TestEditsAndCaptionsArriveMarked(t *testing.T) {
+	t.Parallel()
+	for _, webhook := range []bool{false, true} {
+		t.Run(map[bool]string{false: "polling", true: "webhook"}[webhook], func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				rec := &recorder{}
+				h := startWith(t, nil, rec, slog.New(slog.DiscardHandler), tf.Options{}, webhook)
+				chat, from := tf.Private(903), tf.User{ID: 903, FirstName: "A"}
+				first := h.fake.SendText(chat, from, "hello")
+				h.wait(t, 903, 1)
+				// Once the bot has said what it wants, an edit is not
+				// filtered out by allowed_updates.
+				h.fake.EditText(chat, from, first, "my number is 98765 43210")
+				h.wait(t, 903, 2)
+				photo := h.fake.SendPhoto(chat, from, "code 123456")
+				h.wait(t, 903, 3)
+				if _, err := h.fake.SendRaw([]byte(`{"update_id":0,"message":{"message_id":77,"date":1,"chat":{"id":903,"type":"private"},
+					"from":{"id":903,"is_bot":false,"first_name":"A"},"document":{"file_id":"d","file_unique_id":"u"},"caption":"ID 1234 5678 9012"}}`)); err != nil {
+					t.Fatal(err)
+				}
+				h.wait(t, 903, 4)
+				if st := h.fake.Stats(); st.Filtered != 0 {
+					t.Fatalf("%d updates filtered by allowed_updates", st.Filtered)
+				}
+				got := rec.updates()
+				want := []bot.Update{
+					{Text: "hello", MessageID: first},
+					{Text: "my number is 98765 43210", MessageID: first, Edited: true},
+					{Text: "code 123456", MessageID: photo, Caption: true, Unsupported: true},
+					{Text: "ID 1234 5678 9012", MessageID: 77, Caption: true, Unsupported: true},
+				}
+				if len(got) != len(want) {
+					t.Fatalf("updates: %+v", got)
+				}
+				for i, w := range want {
+					g := got[i]
+					if g.ChatID != 903 || g.UserID != 903 || g.Text != w.Text || g.MessageID != w.MessageID ||
+						g.Edited != w.Edited || g.Caption != w.Caption || g.Unsupported != w.Unsupported {
+						t.Errorf("update %d = %+v, want %+v", i, g, w)
+					}
+				}
+				if webhook && !slices.Contains(h.fake.Webhook().AllowedUpdates, "edited_message") {
+					t.Fatalf("setWebhook allowed_updates: %v", h.fake.Webhook().AllowedUpdates)
+				}
+				if !webhook {
+					polls := h.fake.CallsTo("getUpdates")
+					if !strings.Contains(polls[0].Params["allowed_updates"], `"edited_message"`) {
+						t.Fatalf("getUpdates allowed_updates: %q", polls[0].Params["allowed_updates"])
+					}
+				}
+			})
+		})
+	}
 }

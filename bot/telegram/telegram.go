@@ -9,7 +9,9 @@
 // Deletions, durable storage that internal/app hands in, and a record is
 // written into the chat only as the edit of an empty placeholder whose
 // deletion is already scheduled: no crash, lost answer or retry leaves a
-// copy behind (see revealOnceScheduled).
+// copy behind (see revealOnceScheduled). Edited messages and the captions
+// of files are passed to the engine, marked, for it to check for personal
+// data.
 package telegram
 
 import (
@@ -119,7 +121,7 @@ func (o *Options) validate() error {
 }
 
 // allowedUpdates are the update kinds otpgate asks for.
-var allowedUpdates = []string{"message", "callback_query", "my_chat_member"}
+var allowedUpdates = []string{"message", "edited_message", "callback_query", "my_chat_member"}
 
 // Bot is the Telegram front end. Run it once.
 type Bot struct {
@@ -499,6 +501,8 @@ func updateKind(u tgbotapi.Update, handled bool) string {
 		return "membership"
 	case u.Message != nil && handled:
 		return "message"
+	case u.EditedMessage != nil && handled:
+		return "edited"
 	}
 	return "ignored"
 }

@@ -242,7 +242,6 @@ func TestAnyUpdateIsSafe(t *testing.T) {
 		h.fake.SendSticker(chat, from)
 		h.fake.SendPhoto(chat, from, "my vaccination card")
 		h.fake.SendForwarded(chat, from, "forwarded text")
-		h.fake.EditText(chat, from, 1, "/lookup 9000000301")
 		h.fake.ChannelPost(tf.Channel(-100777, "news"), "/lookup 9000000301")
 		h.fake.SendText(chat, from, strings.Repeat("अ", 5000))
 		h.fake.SendRaw(json.RawMessage(`{"update_id":0,"poll":{"id":"1","question":"?","options":[]}}`))
@@ -264,7 +263,66 @@ func TestAnyUpdateIsSafe(t *testing.T) {
 		}
 		h.idle(t)
 		if h.ph.Code("9000000301") != "" {
-			t.Fatal("an edited message or channel post started a lookup")
+			t.Fatal("a channel post started a lookup")
+		}
+	})
+}
+
+// TestEditsAndCaptionsReachHygiene: a mobile or a code edited into a
+// message, or written under a photo, is removed from the group like a
+// typed one.
+func TestEditsAndCaptionsReachHygiene(t *testing.T) {
+	t.Parallel()
+	be := staffBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		citizen := tf.User{ID: 34, FirstName: "F"}
+		posted := h.fake.SendText(groupChat(helpdesk), citizen, "see you tomorrow")
+		h.fake.EditText(groupChat(helpdesk), citizen, posted, "my number is 90000 00301")
+		photo := h.fake.SendPhoto(groupChat(helpdesk), citizen, "my code is 123456")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, id := range []int{posted, photo} {
+			if err := h.fake.WaitFor(ctx, func() bool { _, ok := h.fake.DeletedAt(helpdesk, id); return ok }); err != nil {
+				t.Fatalf("message %d (an edit, a caption) not removed from the group: %v", id, h.fake.Deleted(helpdesk))
+			}
+		}
+	})
+}
+
+// TestEditsAndCaptionsAreNeverCommands: the engine never takes an edited
+// message or a caption for a command or a code (bot.Update.Edited and
+// Caption: the engine's side of the contract).
+func TestEditsAndCaptionsAreNeverCommands(t *testing.T) {
+	t.Parallel()
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		chat, from := tf.Private(5101), tf.User{ID: 5101, FirstName: "E", LanguageCode: "en"}
+		first := h.fake.SendText(chat, from, "hello")
+		h.fake.EditText(chat, from, first, "/lookup 9000000301")
+		h.fake.SendPhoto(chat, from, "/lookup 9000000302")
+		h.fake.SendText(chat, from, "/start")
+		msgs := h.wait(t, 5101, 3) // "hello", the photo, /start
+		advance(time.Minute)       // anything else the bot would say has been said
+		h.idle(t)
+		if got := h.fake.Latest(5101); len(got) != 3 || !strings.Contains(got[2].Text, "Hello!") {
+			t.Fatalf("want replies to the text, the photo and /start only, got %d, the last %q", len(got), got[len(got)-1].Text)
+		}
+		if !strings.Contains(msgs[1].Text, "only read text") {
+			t.Fatalf("reply to a captioned photo: %q", msgs[1].Text)
+		}
+		if h.ph.Code("9000000301") != "" || h.ph.Code("9000000302") != "" {
+			t.Fatal("an edited message or a caption started a lookup")
+		}
+		// A code edited into a message is not a code either.
+		h.fake.SendText(chat, from, "/lookup 9000000302")
+		h.wait(t, 5101, 4)
+		h.idle(t)
+		h.fake.EditText(chat, from, first, h.ph.Code("9000000302"))
+		advance(time.Minute)
+		if got := h.fake.Latest(5101); len(got) != 4 {
+			t.Fatalf("an edited-in code was taken: %d replies, the last %q", len(got), got[len(got)-1].Text)
 		}
 	})
 }
