@@ -90,7 +90,7 @@ func (o *Options) validate() error {
 			errs = append(errs, errors.New("WebhookURL is not a URL"))
 		}
 		if o.WebhookSecret == "" || (o.WebhookListen == "" && o.WebhookListener == nil) {
-			errs = append(errs, errors.New("webhook mode needs WebhookSecret and WebhookListen"))
+			errs = append(errs, errors.New("webhook mode needs WebhookSecret and WebhookListen (or WebhookListener)"))
 		}
 	}
 	if o.Logger == nil {
