@@ -79,7 +79,7 @@ func benchTelegram(args []string) error {
 	for done < len(us) {
 		time.Sleep(20 * time.Millisecond)
 		byChat := map[int64][]tf.SentMessage{}
-		for _, m := range fake.SentAll() {
+		for _, m := range fake.LatestAll() { // released messages are edited into placeholders
 			byChat[m.ChatID] = append(byChat[m.ChatID], m)
 		}
 		for i, u := range us {
@@ -90,14 +90,14 @@ func benchTelegram(args []string) error {
 					fake.SendText(u.chat, u.from, c)
 					u.step = 1
 				}
-			case u.step == 1 && len(got) >= 2:
+			case u.step == 1 && len(got) >= 2 && !got[1].EditTime.IsZero():
 				bs := tf.Buttons(got[1])
 				if len(bs) == 0 {
 					return fmt.Errorf("user %d: no chooser: %q", i, got[1].Text)
 				}
 				fake.PressButton(u.chat, u.from, got[1].MessageID, bs[0][0].CallbackData)
 				u.step = 2
-			case u.step == 2 && len(got) >= 3:
+			case u.step == 2 && len(got) >= 3 && !got[2].EditTime.IsZero():
 				u.step = 3
 				done++
 				lastProgress = time.Now()

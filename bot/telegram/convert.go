@@ -11,8 +11,9 @@ import (
 )
 
 // toUpdate translates a Bot API update into the engine's terms. ok is false
-// for updates the engine has nothing to say to (edits, channel posts,
-// service messages, other bots, unknown kinds).
+// for updates the engine has nothing to say to (channel posts, service
+// messages, other bots, unknown kinds). Edits are passed on, marked: a code
+// or a mobile can be edited into a message as well as typed.
 func toUpdate(u tgbotapi.Update) (bot.Update, bool) {
 	switch {
 	case u.CallbackQuery != nil:
@@ -36,6 +37,10 @@ func toUpdate(u tgbotapi.Update) (bot.Update, bool) {
 		return bot.Update{ChatID: m.Chat.ID, ChatKind: chatKind(&m.Chat), UserID: m.From.ID, Lang: m.From.LanguageCode, AddedToGroup: true}, true
 	case u.Message != nil:
 		return fromMessage(u.Message)
+	case u.EditedMessage != nil:
+		out, ok := fromMessage(u.EditedMessage)
+		out.Edited = true
+		return out, ok
 	}
 	return bot.Update{}, false
 }
@@ -56,6 +61,10 @@ func fromMessage(m *tgbotapi.Message) (bot.Update, bool) {
 	case m.NewChatMembers != nil || m.LeftChatMember != nil || m.NewChatTitle != "" || m.NewChatPhoto != nil ||
 		m.DeleteChatPhoto || m.GroupChatCreated || m.SuperGroupChatCreated || m.PinnedMessage != nil || m.MigrateToChatID != 0:
 		return bot.Update{}, false // service messages
+	case m.Caption != "":
+		// A photo, document, video… the bot cannot read, with a caption
+		// that may carry a code or a mobile: hygiene reads the caption.
+		out.Text, out.Caption, out.Unsupported = m.Caption, true, true
 	default:
 		out.Unsupported = true // stickers, photos, voice, documents, locations, polls…
 	}
@@ -72,19 +81,41 @@ func chatKind(c *tgbotapi.Chat) bot.ChatKind {
 	return bot.ChatGroup
 }
 
+// placeholderText is what a message that will carry record fields says
+// before its deletion is scheduled: nothing at all.
+const placeholderText = "…"
+
 // toCalls turns one engine reply into Bot API calls, in order: the message,
 // then the answer to the button press, the deletion of the user's code, and
 // leaving the chat.
+//
+// A message that carries record fields and must be deleted goes out as a
+// placeholder whose reveal is the edit that puts the text in; see
+// Bot.revealOnceScheduled for why.
 func toCalls(r bot.Reply, botUsername string) []*call {
 	var calls []*call
 	chat := strconv.FormatInt(r.ChatID, 10)
-	if r.Text != "" {
+	switch {
+	case r.Text != "" && r.Sensitive && r.DeleteAfter > 0:
+		// protect_content is a property of the message, set when it is
+		// sent (not in v5.5.1's config structs: a raw parameter); the
+		// edit keeps it. An edit carries an inline keyboard only: any
+		// other keyboard goes with the placeholder.
+		p := tgbotapi.Params{"chat_id": chat, "text": placeholderText, "protect_content": "true"}
+		edit := tgbotapi.Params{"chat_id": chat, "text": r.Text}
+		if markup := replyMarkup(r, botUsername); markup != "" && len(r.Buttons) > 0 {
+			edit["reply_markup"] = markup
+		} else if markup != "" {
+			p["reply_markup"] = markup
+		}
+		calls = append(calls, &call{chatID: r.ChatID, method: "sendMessage", params: p,
+			reveal: &call{chatID: r.ChatID, method: "editMessageText", params: edit}})
+	case r.Text != "":
 		p := tgbotapi.Params{"chat_id": chat, "text": r.Text}
 		if markup := replyMarkup(r, botUsername); markup != "" {
 			p["reply_markup"] = markup
 		}
 		if r.Sensitive {
-			// Not in v5.5.1's config structs: sent as a raw parameter.
 			p["protect_content"] = "true"
 		}
 		calls = append(calls, &call{chatID: r.ChatID, method: "sendMessage", params: p})

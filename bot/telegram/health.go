@@ -10,28 +10,40 @@ import (
 
 // health remembers how the latest calls to Telegram went.
 type health struct {
+	clock   Clock
 	mu      sync.Mutex
 	lastOK  time.Time
 	lastErr time.Time
 }
 
 func (h *health) ok() {
+	now := h.clock.Now()
 	h.mu.Lock()
-	h.lastOK = time.Now()
+	h.lastOK = now
 	h.mu.Unlock()
 }
 
 func (h *health) fail() {
+	now := h.clock.Now()
 	h.mu.Lock()
-	h.lastErr = time.Now()
+	h.lastErr = now
 	h.mu.Unlock()
 }
 
 // reachable: the latest call succeeded, within window.
 func (h *health) reachable(window time.Duration) bool {
+	now := h.clock.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return !h.lastOK.IsZero() && !h.lastErr.After(h.lastOK) && time.Since(h.lastOK) < window
+	return !h.lastOK.IsZero() && !h.lastErr.After(h.lastOK) && now.Sub(h.lastOK) < window
+}
+
+// quiet: no call has succeeded for longer than d.
+func (h *health) quiet(d time.Duration) bool {
+	now := h.clock.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return now.Sub(h.lastOK) > d
 }
 
 // Reachable reports whether Telegram answered the bot's latest call, and did

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,7 +38,14 @@ type call struct {
 	// done, if set, gets the outcome once: the response, or the error that
 	// made the call impossible (never a transient one).
 	done func(*tgbotapi.APIResponse, error)
-	seq  uint64
+	// next, if set, runs once the call has succeeded, while its chat is
+	// still held, and returns the call that takes its place at the head of
+	// the chat's queue (nil for none): two steps nothing comes between.
+	next func(*tgbotapi.APIResponse) *call
+	// reveal is, on a placeholder, the edit that puts the sensitive text
+	// in (toCalls sets it; the Bot turns it into next).
+	reveal *call
+	seq    uint64
 }
 
 // message reports whether c counts against Telegram's message limits.
@@ -60,7 +68,7 @@ type chatQueue struct {
 type outbox struct {
 	api     caller
 	log     *slog.Logger
-	now     func() time.Time
+	clock   Clock
 	workers int
 
 	mu        sync.Mutex
@@ -81,9 +89,9 @@ type outbox struct {
 	tooManyMetric prometheus.Counter // nil in unit tests
 }
 
-func newOutbox(api caller, log *slog.Logger, workers int) *outbox {
+func newOutbox(api caller, log *slog.Logger, workers int, clock Clock) *outbox {
 	return &outbox{
-		api: api, log: log, now: time.Now, workers: workers,
+		api: api, log: log, clock: clock, workers: workers,
 		chats: map[int64]*chatQueue{}, wake: make(chan struct{}, 1), idle: make(chan struct{}),
 		work: make(chan *call),
 	}
@@ -133,8 +141,6 @@ func (o *outbox) run(ctx context.Context) {
 	}
 	defer o.wg.Wait()
 	defer close(o.work)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for {
 		c, wait := o.pick()
 		if c != nil {
@@ -146,18 +152,11 @@ func (o *outbox) run(ctx context.Context) {
 				return
 			}
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-o.wake:
-		case <-timer.C:
+		case <-o.clock.After(wait):
 		}
 	}
 }
@@ -167,7 +166,7 @@ func (o *outbox) run(ctx context.Context) {
 func (o *outbox) pick() (*call, time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	now := o.now()
+	now := o.clock.Now()
 	var (
 		best     *chatQueue
 		bestCall *call
@@ -239,6 +238,19 @@ func (o *outbox) worker(ctx context.Context) {
 // finish records the outcome of c: success and permanent failure pop it;
 // a transient failure keeps it at the head of its chat, paused.
 func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
+	if c.method == "editMessageText" && notModified(err) {
+		// A retried edit whose first attempt took effect: done.
+		err = nil
+	}
+	if err == nil && c.next != nil {
+		if follow := c.next(resp); follow != nil {
+			o.replaceHead(c, follow)
+			if c.done != nil {
+				c.done(resp, nil)
+			}
+			return
+		}
+	}
 	retryIn, permanent := classify(err)
 	if o.health != nil {
 		if err == nil || permanent { // Telegram answered
@@ -262,7 +274,9 @@ func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 		if retryIn == 0 {
 			retryIn = backoff(q.failures)
 		}
-		q.next = o.now().Add(retryIn)
+		// Never earlier than the pacing already due: a call whose answer
+		// was lost may have been delivered, and counts against the chat.
+		q.next = later(q.next, o.clock.Now().Add(retryIn))
 		attempt := q.failures
 		o.mu.Unlock()
 		o.log.Warn("telegram call failed; will retry", "method", c.method, "retry_in", retryIn, "attempt", attempt, "err", redactErr(err))
@@ -271,9 +285,9 @@ func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 	}
 	q.failures = 0
 	q.calls = q.calls[1:]
-	if len(q.calls) == 0 && !q.group && q.next.Before(o.now()) {
+	if len(q.calls) == 0 && !q.group && q.next.Before(o.clock.Now()) {
 		delete(o.chats, c.chatID) // keep the map small; pacing state has lapsed
-	} else if len(q.calls) == 0 && q.group && len(q.recent) > 0 && o.now().Sub(q.recent[len(q.recent)-1]) > groupWindow {
+	} else if len(q.calls) == 0 && q.group && len(q.recent) > 0 && o.clock.Now().Sub(q.recent[len(q.recent)-1]) > groupWindow {
 		delete(o.chats, c.chatID)
 	}
 	if permanent {
@@ -292,6 +306,27 @@ func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 		c.done(resp, err)
 	}
 	o.poke()
+}
+
+// replaceHead puts follow in the place of c, which has succeeded, at the
+// head of its chat's queue, and releases the chat.
+func (o *outbox) replaceHead(c, follow *call) {
+	if o.health != nil {
+		o.health.ok()
+	}
+	o.mu.Lock()
+	q := o.chats[c.chatID]
+	follow.seq = c.seq // it keeps its turn among the chats
+	q.calls[0] = follow
+	q.inFlight, q.failures = false, 0
+	o.mu.Unlock()
+	o.poke()
+}
+
+// notModified reports Telegram's refusal of an edit that changes nothing.
+func notModified(err error) bool {
+	var tg *tgbotapi.Error
+	return errors.As(err, &tg) && tg.Code == http.StatusBadRequest && strings.Contains(tg.Message, "message is not modified")
 }
 
 // classify says how to treat a call's error: retry after a given time (429),

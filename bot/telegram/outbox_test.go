@@ -14,14 +14,17 @@ import (
 // end-to-end tests in telegram_test.go drive the whole queue against the
 // fake Bot API.
 
+// fakeClock is a Clock that moves only when told. After never fires:
+// these tests call the scheduler's steps themselves.
 type fakeClock struct{ t time.Time }
 
-func (c *fakeClock) now() time.Time      { return c.t }
-func (c *fakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
+func (c *fakeClock) Now() time.Time                       { return c.t }
+func (c *fakeClock) After(time.Duration) <-chan time.Time { return nil }
+func (c *fakeClock) add(d time.Duration)                  { c.t = c.t.Add(d) }
+
 func newTestOutbox() (*outbox, *fakeClock) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	o := newOutbox(nil, slog.New(slog.DiscardHandler), 1)
-	o.now = clk.now
+	o := newOutbox(nil, slog.New(slog.DiscardHandler), 1, clk)
 	return o, clk
 }
 
@@ -168,5 +171,74 @@ func TestOutboxAnswersAreNotPaced(t *testing.T) {
 	o.finish(c, &tgbotapi.APIResponse{Ok: true}, nil)
 	if c, wait := o.pick(); c == nil || c.method != "answerCallbackQuery" {
 		t.Fatalf("an answer should not wait for the chat's message spacing: %v %v", c, wait)
+	}
+}
+
+func TestOutboxSecondStepHoldsTheChat(t *testing.T) {
+	o, clk := newTestOutbox()
+	edit := &call{chatID: 1, method: "editMessageText", params: tgbotapi.Params{"text": "record"}}
+	ph := msg(1, "…")
+	var scheduledWhileHeld bool
+	ph.next = func(*tgbotapi.APIResponse) *call {
+		// Nothing else of the chat may go while the step in between runs.
+		c, _ := o.pick()
+		scheduledWhileHeld = c == nil
+		return edit
+	}
+	o.enqueue(ph, false)
+	o.enqueue(msg(1, "after"), false)
+	o.enqueue(&call{chatID: 1, method: "answerCallbackQuery"}, false)
+	o.enqueue(msg(2, "other chat"), false)
+
+	if c := next(o, clk); c != ph {
+		t.Fatalf("first: %+v", c)
+	}
+	o.finish(ph, &tgbotapi.APIResponse{Ok: true}, nil)
+	if !scheduledWhileHeld {
+		t.Fatal("the chat was released before the second step was in place")
+	}
+	if o.depth() != 4 {
+		t.Fatalf("depth %d: the edit takes the placeholder's place", o.depth())
+	}
+	// The edit goes before the other chat's message (it keeps the
+	// placeholder's turn) and without waiting for the chat's pacing.
+	if c, _ := o.pick(); c != edit {
+		t.Fatalf("after the placeholder: %+v", c)
+	}
+	o.finish(edit, &tgbotapi.APIResponse{Ok: true}, nil)
+	if c := next(o, clk); c.params["text"] != "other chat" {
+		t.Fatalf("then the other chat: %+v", c)
+	}
+}
+
+func TestOutboxRetriedEditThatTookEffect(t *testing.T) {
+	o, _ := newTestOutbox()
+	var got []error
+	e := &call{chatID: 1, method: "editMessageText", done: func(_ *tgbotapi.APIResponse, err error) { got = append(got, err) }}
+	o.enqueue(e, false)
+	c, _ := o.pick()
+	o.finish(c, nil, &tgbotapi.Error{Code: 400, Message: "Bad Request: message is not modified: specified new message content and reply markup are exactly the same"})
+	if len(got) != 1 || got[0] != nil || o.depth() != 0 {
+		t.Fatalf("done %v, depth %d", got, o.depth())
+	}
+	if _, permanent := o.stats(); permanent != 0 {
+		t.Fatal("counted as refused")
+	}
+}
+
+func TestOutboxRetryKeepsTheChatsPacing(t *testing.T) {
+	o, clk := newTestOutbox()
+	o.enqueue(msg(1, "a"), false)
+	start := clk.t
+	c, _ := o.pick()
+	// 502 after Telegram delivered it, perhaps: the retry counts as a
+	// second message to the chat.
+	o.finish(c, nil, &tgbotapi.Error{Code: 502, Message: "Bad Gateway"})
+	c = next(o, clk)
+	if gap := clk.t.Sub(start); gap < privateInterval {
+		t.Fatalf("retried %v after the first attempt; the chat allows one message a second", gap)
+	}
+	if c.params["text"] != "a" {
+		t.Fatalf("retry: %+v", c)
 	}
 }

@@ -5,8 +5,13 @@
 // the only package that imports go-telegram-bot-api.
 //
 // Messages that carry record fields are sent with protect_content and
-// deleted after the engine's chosen time; the deletion schedule is kept in
-// the store so that it survives a restart.
+// deleted after the engine's chosen time. The deletion schedule is kept in
+// Deletions, durable storage that internal/app hands in, and a record is
+// written into the chat only as the edit of an empty placeholder whose
+// deletion is already scheduled: no crash, lost answer or retry leaves a
+// copy behind (see revealOnceScheduled). Edited messages and the captions
+// of files are passed to the engine, marked, for it to check for personal
+// data.
 package telegram
 
 import (
@@ -16,6 +21,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -27,7 +33,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpgate/otpgate/bot"
-	"github.com/otpgate/otpgate/store"
 )
 
 // Handler is the conversation engine. *bot.Engine implements it.
@@ -35,18 +40,7 @@ type Handler interface {
 	Handle(ctx context.Context, u bot.Update) []bot.Reply
 }
 
-// Deletions keeps the schedule of messages to delete. *store.Store
-// implements it.
-type Deletions interface {
-	ScheduleDeletion(ctx context.Context, d store.Deletion) error
-	DueDeletions(ctx context.Context, now time.Time, limit int) ([]store.Deletion, error)
-	DeletionDone(ctx context.Context, d store.Deletion) error
-}
-
-var (
-	_ Handler   = (*bot.Engine)(nil)
-	_ Deletions = (*store.Store)(nil)
-)
+var _ Handler = (*bot.Engine)(nil)
 
 // Options configure New.
 type Options struct {
@@ -62,6 +56,10 @@ type Options struct {
 	WebhookURL    string
 	WebhookListen string
 	WebhookSecret string
+	// WebhookListener, when set, is served in place of listening on
+	// WebhookListen (an inherited socket; an in-memory listener in tests).
+	// Run closes it when it returns.
+	WebhookListener net.Listener
 
 	PollTimeout     time.Duration // long-poll wait; default 25s
 	Workers         int           // inbound handlers; default 8
@@ -72,6 +70,8 @@ type Options struct {
 	HTTPTransport http.RoundTripper
 	// Registerer receives the adapter's metrics; nil keeps them private.
 	Registerer prometheus.Registerer
+	// Clock is the adapter's time; nil means the system clock.
+	Clock Clock
 }
 
 func (o *Options) validate() error {
@@ -89,8 +89,8 @@ func (o *Options) validate() error {
 		if u, err := url.Parse(o.WebhookURL); err != nil || u.Host == "" {
 			errs = append(errs, errors.New("WebhookURL is not a URL"))
 		}
-		if o.WebhookSecret == "" || o.WebhookListen == "" {
-			errs = append(errs, errors.New("webhook mode needs WebhookSecret and WebhookListen"))
+		if o.WebhookSecret == "" || (o.WebhookListen == "" && o.WebhookListener == nil) {
+			errs = append(errs, errors.New("webhook mode needs WebhookSecret and WebhookListen (or WebhookListener)"))
 		}
 	}
 	if o.Logger == nil {
@@ -114,20 +114,24 @@ func (o *Options) validate() error {
 	if o.HTTPTransport == nil {
 		o.HTTPTransport = http.DefaultTransport.(*http.Transport).Clone()
 	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
 	return errors.Join(errs...)
 }
 
 // allowedUpdates are the update kinds otpgate asks for.
-var allowedUpdates = []string{"message", "callback_query", "my_chat_member"}
+var allowedUpdates = []string{"message", "edited_message", "callback_query", "my_chat_member"}
 
 // Bot is the Telegram front end. Run it once.
 type Bot struct {
-	o   Options
-	log *slog.Logger
+	o     Options
+	log   *slog.Logger
+	clock Clock
 
 	mu       sync.Mutex
-	deleting map[store.Deletion]bool // deletions queued and not yet done
-	warned   map[int64]bool          // chats told that the bot cannot delete there
+	deleting map[Deletion]bool // deletions queued and not yet done
+	warned   map[int64]bool    // chats told that the bot cannot delete there
 	out      *outbox
 	username string // the bot's @username, for deep links
 	health   health
@@ -139,7 +143,8 @@ func New(o Options) (*Bot, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("telegram: %w", err)
 	}
-	b := &Bot{o: o, log: o.Logger.With("component", "telegram"), deleting: map[store.Deletion]bool{}, warned: map[int64]bool{}}
+	b := &Bot{o: o, log: o.Logger.With("component", "telegram"), clock: o.Clock,
+		deleting: map[Deletion]bool{}, warned: map[int64]bool{}, health: health{clock: o.Clock}}
 	b.m = newMetrics(o.Registerer, func() float64 {
 		if out := b.outbox(); out != nil {
 			return float64(out.depth())
@@ -193,7 +198,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	b.log.Info("connected", "bot", sendAPI.Self.UserName, "mode", map[bool]string{true: "webhook", false: "polling"}[b.o.WebhookURL != ""])
 	b.health.ok()
-	out := newOutbox(sendAPI, b.log, b.o.SendWorkers)
+	out := newOutbox(sendAPI, b.log, b.o.SendWorkers, b.clock)
 	out.health, out.tooManyMetric = &b.health, b.m.tooMany
 	b.mu.Lock()
 	b.username, b.out = sendAPI.Self.UserName, out
@@ -205,7 +210,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	// Handlers finish their update even after ctx ends; they get their own.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	d := newDispatcher(b.o.Workers, b.o.QueuePerWorker, func(u tgbotapi.Update) { b.handle(workCtx, u) }, b.log)
+	d := newDispatcher(b.o.Workers, b.o.QueuePerWorker, func(u tgbotapi.Update) { b.handle(workCtx, u) }, b.log, b.clock)
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -270,7 +275,7 @@ func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher)
 			b.log.Warn("getUpdates failed", "err", redactErr(err), "retry_in", wait)
 			select {
 			case <-ctx.Done():
-			case <-time.After(wait):
+			case <-b.clock.After(wait):
 			}
 			continue
 		}
@@ -300,8 +305,8 @@ func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
 	for _, r := range b.o.Handler.Handle(ctx, u) {
 		for _, c := range toCalls(r, b.username) {
 			switch {
-			case c.method == "sendMessage" && r.Sensitive && r.DeleteAfter > 0:
-				c.done = b.scheduleDeletion(r.ChatID, r.DeleteAfter)
+			case c.reveal != nil:
+				c.next = b.revealOnceScheduled(c.reveal, r.DeleteAfter)
 			case c.method == "deleteMessage" && r.DeleteFailed != "":
 				c.done = b.warnIfNotDeleted(r.ChatID, r.DeleteFailed, group)
 			}
@@ -328,66 +333,6 @@ func (b *Bot) warnIfNotDeleted(chatID int64, notice string, group bool) func(*tg
 	}
 }
 
-// scheduleDeletion returns a completion hook that records when the sent
-// message must go.
-func (b *Bot) scheduleDeletion(chatID int64, after time.Duration) func(*tgbotapi.APIResponse, error) {
-	return func(resp *tgbotapi.APIResponse, err error) {
-		id := sentMessageID(resp)
-		if err != nil || id == 0 {
-			return
-		}
-		d := store.Deletion{Due: time.Now().Add(after), ChatID: chatID, MessageID: id}
-		if err := b.o.Deletions.ScheduleDeletion(context.Background(), d); err != nil {
-			b.log.Error("could not schedule the deletion of a released record", "err", err)
-		}
-	}
-}
-
-// sweepDeletions deletes due messages every few seconds until ctx ends.
-func (b *Bot) sweepDeletions(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		b.deleteDue(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (b *Bot) deleteDue(ctx context.Context) {
-	due, err := b.o.Deletions.DueDeletions(ctx, time.Now(), 200)
-	if err != nil {
-		b.log.Error("reading the deletion schedule", "err", err)
-		return
-	}
-	for _, d := range due {
-		b.mu.Lock()
-		busy := b.deleting[d]
-		b.deleting[d] = true
-		b.mu.Unlock()
-		if busy {
-			continue
-		}
-		b.out.enqueue(&call{
-			chatID: d.ChatID, method: "deleteMessage",
-			params: tgbotapi.Params{"chat_id": strconv.FormatInt(d.ChatID, 10), "message_id": strconv.Itoa(d.MessageID)},
-			done: func(_ *tgbotapi.APIResponse, err error) {
-				// Done or impossible (already deleted, older than 48 h):
-				// either way it leaves the schedule.
-				if err := b.o.Deletions.DeletionDone(context.Background(), d); err != nil {
-					b.log.Error("deletion schedule", "err", err)
-				}
-				b.mu.Lock()
-				delete(b.deleting, d)
-				b.mu.Unlock()
-			},
-		}, d.ChatID < 0)
-	}
-}
-
 // registerCommands sets the command menu in every language.
 func (b *Bot) registerCommands() {
 	for i, lang := range bot.Languages() {
@@ -410,14 +355,15 @@ func (b *Bot) registerCommands() {
 type dispatcher struct {
 	queues []chan tgbotapi.Update
 	wg     sync.WaitGroup
+	clock  Clock
 	// mu guards closed: a webhook request still in flight when shutdown
 	// gives up waiting for it must find the queues closed, not send on them.
 	mu     sync.RWMutex
 	closed bool
 }
 
-func newDispatcher(workers, depth int, handle func(tgbotapi.Update), log *slog.Logger) *dispatcher {
-	d := &dispatcher{queues: make([]chan tgbotapi.Update, workers)}
+func newDispatcher(workers, depth int, handle func(tgbotapi.Update), log *slog.Logger, clock Clock) *dispatcher {
+	d := &dispatcher{queues: make([]chan tgbotapi.Update, workers), clock: clock}
 	for i := range d.queues {
 		q := make(chan tgbotapi.Update, depth)
 		d.queues[i] = q
@@ -465,12 +411,10 @@ func (d *dispatcher) tryDispatch(u tgbotapi.Update, wait time.Duration) bool {
 		d.queue(u) <- u
 		return true
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
 	select {
 	case d.queue(u) <- u:
 		return true
-	case <-t.C:
+	case <-d.clock.After(wait):
 		return false
 	}
 }
@@ -499,11 +443,19 @@ func (d *dispatcher) wait(ctx context.Context) error {
 }
 
 func chatOf(u tgbotapi.Update) int64 {
+	if cq := u.CallbackQuery; cq != nil {
+		// FromChat dereferences the message, absent on an inline
+		// message's button.
+		switch {
+		case cq.Message != nil && cq.Message.Chat != nil:
+			return cq.Message.Chat.ID
+		case cq.From != nil:
+			return cq.From.ID
+		}
+		return 0
+	}
 	if c := u.FromChat(); c != nil {
 		return c.ID
-	}
-	if u.CallbackQuery != nil && u.CallbackQuery.From != nil {
-		return u.CallbackQuery.From.ID
 	}
 	return 0
 }
@@ -515,22 +467,20 @@ func (b *Bot) outbox() *outbox {
 	return b.out
 }
 
+// probeInterval is the silence after which probe asks getMe.
+const probeInterval = 20 * time.Second
+
 // probe keeps the reachability check honest when nothing else talks to
 // Telegram for a while (webhook mode, quiet hours): a getMe every 20 s of
 // silence.
 func (b *Bot) probe(ctx context.Context, api *tgbotapi.BotAPI) {
-	t := time.NewTicker(20 * time.Second)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-b.clock.After(probeInterval):
 		}
-		b.health.mu.Lock()
-		quiet := time.Since(b.health.lastOK) > 20*time.Second
-		b.health.mu.Unlock()
-		if !quiet {
+		if !b.health.quiet(probeInterval) {
 			continue
 		}
 		if _, err := api.MakeRequest("getMe", nil); err != nil {
@@ -551,6 +501,8 @@ func updateKind(u tgbotapi.Update, handled bool) string {
 		return "membership"
 	case u.Message != nil && handled:
 		return "message"
+	case u.EditedMessage != nil && handled:
+		return "edited"
 	}
 	return "ignored"
 }

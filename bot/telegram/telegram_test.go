@@ -1,176 +1,47 @@
 package telegram_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/otpgate/otpgate/bot"
-	"github.com/otpgate/otpgate/bot/telegram"
 	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
-	"github.com/otpgate/otpgate/internal/keys"
-	"github.com/otpgate/otpgate/otp"
-	"github.com/otpgate/otpgate/otp/otptest"
-	"github.com/otpgate/otpgate/pii"
-	"github.com/otpgate/otpgate/store"
 )
 
-const token = "123456:TEST-token_for-the-fake-bot-api"
+// placeholder is what the adapter sends first for a message that carries
+// record fields, before it edits the record in.
+const placeholder = "…"
 
-type harness struct {
-	opts telegram.Options
-	fake *tf.Server
-	ph   *otptest.Phone
-	svc  *otp.Service
-	st   *store.Store
-	logs *bytes.Buffer
-	stop func() error
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// start runs a whole otpgate (store, codes, engine, Telegram adapter)
-// against the fake Bot API. webhook selects the receiving mode.
-func start(t *testing.T, fakeOpts tf.Options, webhook bool) *harness {
-	return startWith(t, fakeOpts, webhook, nil)
-}
-
-func startTTL(t *testing.T, fakeOpts tf.Options, webhook bool, releaseTTL time.Duration) *harness {
-	return startWith(t, fakeOpts, webhook, func(o *bot.Options) { o.ReleaseTTL = releaseTTL })
-}
-
-// people are the records every harness imports.
-var people = []struct{ ref, name, mobile, id string }{
-	{"50000000000001", "Lakshmi Nair", "9000000301", "700070007001"},
-	{"50000000000002", "Gopal Nair", "9000000301", "700070007002"},
-	{"50000000000003", "Ayesha Siddiqui", "9000000302", "700070007003"},
-}
-
-func startWith(t *testing.T, fakeOpts tf.Options, webhook bool, engine func(*bot.Options)) *harness {
-	t.Helper()
-	fake := tf.New(token, fakeOpts)
-	t.Cleanup(fake.Close)
-	ks, _ := keys.Derive(bytes.Repeat([]byte{4}, 32))
-	h := &harness{fake: fake, ph: &otptest.Phone{}, logs: &bytes.Buffer{}}
-	log := slog.New(slog.NewTextHandler(&lockedBuf{b: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	h.st = st
-	_, err = st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
-		for i, p := range people {
-			m, _ := pii.ParseMobile(p.mobile)
-			id, _ := pii.NormalizeID(p.id)
-			r := store.ImportRow{Line: i + 1, ID: id, Record: store.Record{RefID: p.ref, Name: p.name, BirthYear: 1960, Gender: "F",
-				Mobile: m, IDType: "aadhaar", IDLast4: id.Last4()}}
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := otp.DefaultPolicy()
-	pol.ResendCooldown = 0
-	pol.RequestsPerRequesterHr, pol.SendsPerMobileHour, pol.SendsPerMobileDay, pol.SendsPerPrefixHour = 100, 100, 100, 100
-	h.svc, err = otp.New(otp.Options{Store: st, Sender: h.ph, CodeKey: ks.Code, Policy: pol, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.svc.Close(context.Background()) })
-	eo := bot.Options{Gate: h.svc, Records: st, Channel: "telegram", Logger: log, CodeLength: 6,
-		CodeTTL: 3 * time.Minute, ReleaseTTL: 10 * time.Minute, FloodPerMinute: 1000}
-	if engine != nil {
-		engine(&eo)
-	}
-	eng, err := bot.New(eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := telegram.Options{Token: token, APIURL: fake.URL(), Handler: eng, Deletions: st, Logger: log, PollTimeout: time.Second}
-	if webhook {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		opts.WebhookURL, opts.WebhookListen, opts.WebhookSecret = "http://"+addr+"/tg/hook", addr, "s3cret-Token_1"
-	}
-	h.opts = opts
-	h.run(t, webhook)
-	return h
-}
-
-// run starts a Bot over the harness's store and engine.
-func (h *harness) run(t *testing.T, webhook bool) {
-	t.Helper()
-	fake := h.fake
-	tb, err := telegram.New(h.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tb.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	h.stop = func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() { h.stop() })
-	waitCtx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer wcancel()
-	if err := fake.WaitFor(waitCtx, func() bool {
-		if webhook {
-			return fake.Webhook().URL != ""
-		}
-		return fake.Polling()
-	}); err != nil {
-		t.Fatalf("bot did not start receiving: %v\n%s", err, h.logs)
-	}
-}
-
+// wait returns the first n (or more) messages the bot sent to chat, as the
+// user sees them: once each of the first n is there and, if it is a
+// released record, edited in.
 func (h *harness) wait(t *testing.T, chat int64, n int) []tf.SentMessage {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	msgs, err := h.fake.WaitSent(ctx, chat, n)
+	var msgs []tf.SentMessage
+	err := h.fake.WaitFor(ctx, func() bool {
+		msgs = h.fake.Latest(chat)
+		if len(msgs) < n {
+			return false
+		}
+		for _, m := range msgs[:n] {
+			if m.Text == placeholder {
+				return false
+			}
+		}
+		return true
+	})
 	if err != nil {
-		t.Fatalf("waiting for %d messages in chat %d: %v; got %d", n, chat, err, len(h.fake.Sent(chat)))
+		t.Fatalf("waiting for %d messages in chat %d: %v; got %+v", n, chat, err, msgs)
 	}
 	return msgs
-}
-
-func (h *harness) idle(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.svc.Idle(ctx); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // flow runs the whole beneficiary flow for user on mobile and returns the
@@ -233,219 +104,366 @@ func containsStr(xs []string, x string) bool {
 
 func TestFlowOverPolling(t *testing.T) {
 	t.Parallel()
-	h := start(t, tf.Options{}, false)
-	rec := flow(t, h, 1001, "9000000301")
-	if !strings.Contains(rec.Text, "Gopal Nair") && !strings.Contains(rec.Text, "Lakshmi Nair") {
-		t.Fatalf("record: %q", rec.Text)
-	}
-	// The command menu is registered in every language.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := h.fake.WaitFor(ctx, func() bool { return len(h.fake.Commands()) == len(bot.Languages()) }); err != nil {
-		t.Fatalf("setMyCommands: %+v", h.fake.Commands())
-	}
-	if err := h.stop(); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{"Gopal", "Lakshmi", "9000000301", token, strings.Split(token, ":")[1]} {
-		if strings.Contains(h.logs.String(), s) {
-			t.Errorf("logs contain %q", s)
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		rec := flow(t, h, 1001, "9000000301")
+		if !strings.Contains(rec.Text, "Gopal Nair") && !strings.Contains(rec.Text, "Lakshmi Nair") {
+			t.Fatalf("record: %q", rec.Text)
 		}
-	}
+		// The command menu is registered in every language.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.fake.WaitFor(ctx, func() bool { return len(h.fake.Commands()) == len(bot.Languages()) }); err != nil {
+			t.Fatalf("setMyCommands: %+v", h.fake.Commands())
+		}
+		if err := h.stop(); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"Gopal", "Lakshmi", "9000000301", token, strings.Split(token, ":")[1]} {
+			if strings.Contains(h.logs.String(), s) {
+				t.Errorf("logs contain %q", s)
+			}
+		}
+	})
 }
 
 func TestFlowOverWebhook(t *testing.T) {
 	t.Parallel()
-	h := start(t, tf.Options{}, true)
-	wh := h.fake.Webhook()
-	if wh.SecretToken == "" || !strings.HasSuffix(wh.URL, "/tg/hook") {
-		t.Fatalf("webhook registration: %+v", wh)
-	}
-	flow(t, h, 1002, "9000000301")
-
-	// A forged update with the wrong secret is refused and changes nothing.
-	forged, _ := json.Marshal(map[string]any{"update_id": 999999, "message": map[string]any{
-		"message_id": 1, "date": time.Now().Unix(), "text": "/start",
-		"chat": map[string]any{"id": 1003, "type": "private"}, "from": map[string]any{"id": 1003, "first_name": "X"},
-		"entities": []map[string]any{{"type": "bot_command", "offset": 0, "length": 6}}}})
-	for _, secret := range []string{"wrong", "", wh.SecretToken + "x"} {
-		status, err := h.fake.PostUpdateWithSecret(context.Background(), secret, forged)
-		if err != nil || status != http.StatusForbidden {
-			t.Fatalf("secret %q: status %d, %v", secret, status, err)
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, true)
+		wh := h.fake.Webhook()
+		if wh.SecretToken == "" || !strings.HasSuffix(wh.URL, "/tg/hook") {
+			t.Fatalf("webhook registration: %+v", wh)
 		}
-	}
-	time.Sleep(200 * time.Millisecond) // nothing should arrive; give it the chance to
-	if n := len(h.fake.Sent(1003)); n != 0 {
-		t.Fatalf("a forged update got %d replies", n)
-	}
+		flow(t, h, 1002, "9000000301")
+
+		// A forged update with the wrong secret is refused and changes nothing.
+		forged, _ := json.Marshal(map[string]any{"update_id": 999999, "message": map[string]any{
+			"message_id": 1, "date": time.Now().Unix(), "text": "/start",
+			"chat": map[string]any{"id": 1003, "type": "private"}, "from": map[string]any{"id": 1003, "first_name": "X"},
+			"entities": []map[string]any{{"type": "bot_command", "offset": 0, "length": 6}}}})
+		for _, secret := range []string{"wrong", "", wh.SecretToken + "x"} {
+			status, err := h.fake.PostUpdateWithSecret(context.Background(), secret, forged)
+			if err != nil || status != http.StatusForbidden {
+				t.Fatalf("secret %q: status %d, %v", secret, status, err)
+			}
+		}
+		advance(time.Minute) // anything the forged update caused has been sent by now
+		if n := len(h.fake.Sent(1003)); n != 0 {
+			t.Fatalf("a forged update got %d replies", n)
+		}
+	})
 }
 
 func TestTooManyRequestsHonoured(t *testing.T) {
 	t.Parallel()
-	h := start(t, tf.Options{EnforceLimits: true}, false)
-	h.fake.FailNext("sendMessage", 1, 429, 2)
-	sent := time.Now()
-	h.fake.SendText(tf.Private(2001), tf.User{ID: 2001, FirstName: "A"}, "/start")
-	msgs := h.wait(t, 2001, 1)
-	if gap := msgs[0].Time.Sub(sent); gap < 2*time.Second {
-		t.Fatalf("resent %v after a 429 with retry_after 2", gap)
-	}
-	// Five quick messages to one chat: all answered, in order, none refused.
-	for i := range 5 {
-		h.fake.SendText(tf.Private(2002), tf.User{ID: 2002, FirstName: "B"}, fmt.Sprintf("/lookup 90000003%02d", i))
-	}
-	msgs = h.wait(t, 2002, 5)
-	st := h.fake.Stats()
-	if st.LimitChat+st.LimitGlobal+st.LimitGroup != 0 {
-		t.Fatalf("the bot broke Telegram's limits: %+v", st)
-	}
-	// (The spacing itself is the fake's to judge: it answers 429 to a
-	// second message within a second, and counts it above.)
-	for i, m := range msgs {
-		if !strings.Contains(m.Text, "If this number is registered") {
-			t.Fatalf("reply %d: %q", i, m.Text)
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{EnforceLimits: true}, false)
+		h.fake.FailNext("sendMessage", 1, 429, 2)
+		sent := time.Now()
+		h.fake.SendText(tf.Private(2001), tf.User{ID: 2001, FirstName: "A"}, "/start")
+		msgs := h.wait(t, 2001, 1)
+		if gap := msgs[0].Time.Sub(sent); gap < 2*time.Second {
+			t.Fatalf("resent %v after a 429 with retry_after 2", gap)
 		}
-	}
+		// Five quick messages to one chat: all answered, in order, none refused.
+		for i := range 5 {
+			h.fake.SendText(tf.Private(2002), tf.User{ID: 2002, FirstName: "B"}, fmt.Sprintf("/lookup 90000003%02d", i))
+		}
+		msgs = h.wait(t, 2002, 5)
+		st := h.fake.Stats()
+		if st.LimitChat+st.LimitGlobal+st.LimitGroup != 0 {
+			t.Fatalf("the bot broke Telegram's limits: %+v", st)
+		}
+		// (The spacing itself is the fake's to judge: it answers 429 to a
+		// second message within a second, and counts it above.)
+		for i, m := range msgs {
+			if !strings.Contains(m.Text, "If this number is registered") {
+				t.Fatalf("reply %d: %q", i, m.Text)
+			}
+		}
+	})
 }
 
 func TestOrderPerChat(t *testing.T) {
 	t.Parallel()
-	h := start(t, tf.Options{}, false)
-	chat, from := tf.Private(3001), tf.User{ID: 3001, FirstName: "C"}
-	want := []string{"/help", "/privacy", "/language", "/start", "/cancel"}
-	for _, m := range want {
-		h.fake.SendText(chat, from, m)
-	}
-	msgs := h.wait(t, 3001, len(want))
-	marks := []string{"Commands:", "What happens to your data", "Choose your language", "Hello!", "nothing to cancel"}
-	for i, m := range msgs {
-		if !strings.Contains(m.Text, marks[i]) {
-			t.Fatalf("reply %d is %q, want the answer to %s", i, m.Text, want[i])
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		chat, from := tf.Private(3001), tf.User{ID: 3001, FirstName: "C"}
+		want := []string{"/help", "/privacy", "/language", "/start", "/cancel"}
+		for _, m := range want {
+			h.fake.SendText(chat, from, m)
 		}
-	}
+		msgs := h.wait(t, 3001, len(want))
+		marks := []string{"Commands:", "What happens to your data", "Choose your language", "Hello!", "nothing to cancel"}
+		for i, m := range msgs {
+			if !strings.Contains(m.Text, marks[i]) {
+				t.Fatalf("reply %d is %q, want the answer to %s", i, m.Text, want[i])
+			}
+		}
+	})
 }
 
 func TestContactOfAnotherUserRefused(t *testing.T) {
 	t.Parallel()
-	h := start(t, tf.Options{}, false)
-	chat, from := tf.Private(4001), tf.User{ID: 4001, FirstName: "D"}
-	h.fake.SendText(chat, from, "/lookup")
-	h.fake.ShareContact(chat, from, "919000000301", 4999) // someone else's card
-	msgs := h.wait(t, 4001, 2)
-	if !strings.Contains(msgs[1].Text, "your own phone number") {
-		t.Fatalf("reply to another user's contact: %q", msgs[1].Text)
-	}
-	h.idle(t)
-	if h.ph.Code("9000000301") != "" {
-		t.Fatal("an SMS went to a contact that is not the sender's")
-	}
-	h.fake.ShareContact(chat, from, "919000000302", 4001) // their own, without "+"
-	h.wait(t, 4001, 3)
-	h.idle(t)
-	if h.ph.Code("9000000302") == "" {
-		t.Fatal("the sender's own contact was not accepted")
-	}
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		chat, from := tf.Private(4001), tf.User{ID: 4001, FirstName: "D"}
+		h.fake.SendText(chat, from, "/lookup")
+		h.fake.ShareContact(chat, from, "919000000301", 4999) // someone else's card
+		msgs := h.wait(t, 4001, 2)
+		if !strings.Contains(msgs[1].Text, "your own phone number") {
+			t.Fatalf("reply to another user's contact: %q", msgs[1].Text)
+		}
+		h.idle(t)
+		if h.ph.Code("9000000301") != "" {
+			t.Fatal("an SMS went to a contact that is not the sender's")
+		}
+		h.fake.ShareContact(chat, from, "919000000302", 4001) // their own, without "+"
+		h.wait(t, 4001, 3)
+		h.idle(t)
+		if h.ph.Code("9000000302") == "" {
+			t.Fatal("the sender's own contact was not accepted")
+		}
+	})
 }
 
 func TestAnyUpdateIsSafe(t *testing.T) {
 	t.Parallel()
-	h := start(t, tf.Options{}, false)
-	chat, from := tf.Private(5001), tf.User{ID: 5001, FirstName: "E"}
-	h.fake.SendSticker(chat, from)
-	h.fake.SendPhoto(chat, from, "my vaccination card")
-	h.fake.SendForwarded(chat, from, "forwarded text")
-	h.fake.EditText(chat, from, 1, "/lookup 9000000301")
-	h.fake.ChannelPost(tf.Channel(-100777, "news"), "/lookup 9000000301")
-	h.fake.SendText(chat, from, strings.Repeat("अ", 5000))
-	h.fake.SendRaw(json.RawMessage(`{"update_id":0,"poll":{"id":"1","question":"?","options":[]}}`))
-	h.fake.SendRaw(json.RawMessage(`{"update_id":0,"some_future_update":{"x":1}}`))
-	h.fake.SendText(chat, from, "/start")
-	msgs := h.wait(t, 5001, 5) // sticker, photo, forwarded, long text, /start
-	if !strings.Contains(msgs[4].Text, "Hello!") {
-		t.Fatalf("the bot stopped answering after odd updates: %+v", msgs)
-	}
-	// Added to a group: explains and leaves.
-	h.fake.AddedToGroup(tf.Group(-4242, "family"), from)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.fake.WaitFor(ctx, func() bool { return len(h.fake.Left()) == 1 }); err != nil {
-		t.Fatal("did not leave the group")
-	}
-	if g := h.fake.Sent(-4242); len(g) != 1 || !strings.Contains(g[0].Text, "private") {
-		t.Fatalf("group message: %+v", g)
-	}
-	h.idle(t)
-	if h.ph.Code("9000000301") != "" {
-		t.Fatal("an edited message or channel post started a lookup")
-	}
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		chat, from := tf.Private(5001), tf.User{ID: 5001, FirstName: "E"}
+		h.fake.SendSticker(chat, from)
+		h.fake.SendPhoto(chat, from, "my vaccination card")
+		h.fake.SendForwarded(chat, from, "forwarded text")
+		h.fake.ChannelPost(tf.Channel(-100777, "news"), "/lookup 9000000301")
+		h.fake.SendText(chat, from, strings.Repeat("अ", 5000))
+		h.fake.SendRaw(json.RawMessage(`{"update_id":0,"poll":{"id":"1","question":"?","options":[]}}`))
+		h.fake.SendRaw(json.RawMessage(`{"update_id":0,"some_future_update":{"x":1}}`))
+		h.fake.SendText(chat, from, "/start")
+		msgs := h.wait(t, 5001, 5) // sticker, photo, forwarded, long text, /start
+		if !strings.Contains(msgs[4].Text, "Hello!") {
+			t.Fatalf("the bot stopped answering after odd updates: %+v", msgs)
+		}
+		// Added to a group: explains and leaves.
+		h.fake.AddedToGroup(tf.Group(-4242, "family"), from)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.fake.WaitFor(ctx, func() bool { return len(h.fake.Left()) == 1 }); err != nil {
+			t.Fatal("did not leave the group")
+		}
+		if g := h.fake.Sent(-4242); len(g) != 1 || !strings.Contains(g[0].Text, "private") {
+			t.Fatalf("group message: %+v", g)
+		}
+		h.idle(t)
+		if h.ph.Code("9000000301") != "" {
+			t.Fatal("a channel post started a lookup")
+		}
+	})
+}
+
+// TestEditsAndCaptionsReachHygiene: a mobile or a code edited into a
+// message, or written under a photo, is removed from the group like a
+// typed one.
+func TestEditsAndCaptionsReachHygiene(t *testing.T) {
+	t.Parallel()
+	be := staffBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		citizen := tf.User{ID: 34, FirstName: "F"}
+		posted := h.fake.SendText(groupChat(helpdesk), citizen, "see you tomorrow")
+		h.fake.EditText(groupChat(helpdesk), citizen, posted, "my number is 90000 00301")
+		photo := h.fake.SendPhoto(groupChat(helpdesk), citizen, "my code is 123456")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, id := range []int{posted, photo} {
+			if err := h.fake.WaitFor(ctx, func() bool { _, ok := h.fake.DeletedAt(helpdesk, id); return ok }); err != nil {
+				t.Fatalf("message %d (an edit, a caption) not removed from the group: %v", id, h.fake.Deleted(helpdesk))
+			}
+		}
+	})
+}
+
+// TestEditsAndCaptionsAreNeverCommands: the engine never takes an edited
+// message or a caption for a command or a code (bot.Update.Edited and
+// Caption: the engine's side of the contract).
+func TestEditsAndCaptionsAreNeverCommands(t *testing.T) {
+	t.Parallel()
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		chat, from := tf.Private(5101), tf.User{ID: 5101, FirstName: "E", LanguageCode: "en"}
+		first := h.fake.SendText(chat, from, "hello")
+		h.fake.EditText(chat, from, first, "/lookup 9000000301")
+		h.fake.SendPhoto(chat, from, "/lookup 9000000302")
+		h.fake.SendText(chat, from, "/start")
+		msgs := h.wait(t, 5101, 3) // "hello", the photo, /start
+		advance(time.Minute)       // anything else the bot would say has been said
+		h.idle(t)
+		if got := h.fake.Latest(5101); len(got) != 3 || !strings.Contains(got[2].Text, "Hello!") {
+			t.Fatalf("want replies to the text, the photo and /start only, got %d, the last %q", len(got), got[len(got)-1].Text)
+		}
+		if !strings.Contains(msgs[1].Text, "only read text") {
+			t.Fatalf("reply to a captioned photo: %q", msgs[1].Text)
+		}
+		if h.ph.Code("9000000301") != "" || h.ph.Code("9000000302") != "" {
+			t.Fatal("an edited message or a caption started a lookup")
+		}
+		// A code edited into a message is not a code either.
+		h.fake.SendText(chat, from, "/lookup 9000000302")
+		h.wait(t, 5101, 4)
+		h.idle(t)
+		h.fake.EditText(chat, from, first, h.ph.Code("9000000302"))
+		advance(time.Minute)
+		if got := h.fake.Latest(5101); len(got) != 4 {
+			t.Fatalf("an edited-in code was taken: %d replies, the last %q", len(got), got[len(got)-1].Text)
+		}
+	})
 }
 
 func TestShutdownMidFlowLosesNothing(t *testing.T) {
 	t.Parallel()
-	h := start(t, tf.Options{EnforceLimits: true}, false)
-	const users = 12
-	for u := range users {
-		h.fake.SendText(tf.Private(int64(6000+u)), tf.User{ID: int64(6000 + u), FirstName: "F"}, "/help")
-		h.fake.SendText(tf.Private(int64(6000+u)), tf.User{ID: int64(6000 + u), FirstName: "F"}, "/privacy")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Stop as soon as the bot has taken the updates, before it can have
-	// answered them all (2 messages per chat need > 1 s).
-	if err := h.fake.WaitFor(ctx, func() bool { return h.fake.Pending() == 0 }); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.stop(); err != nil {
-		t.Fatalf("shutdown: %v", err)
-	}
-	for u := range users {
-		if n := len(h.fake.Sent(int64(6000 + u))); n != 2 {
-			t.Fatalf("chat %d got %d of 2 replies after shutdown", 6000+u, n)
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{EnforceLimits: true}, false)
+		const users = 12
+		for u := range users {
+			h.fake.SendText(tf.Private(int64(6000+u)), tf.User{ID: int64(6000 + u), FirstName: "F"}, "/help")
+			h.fake.SendText(tf.Private(int64(6000+u)), tf.User{ID: int64(6000 + u), FirstName: "F"}, "/privacy")
 		}
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// Stop as soon as the bot has taken the updates, before it can have
+		// answered them all (2 messages per chat need > 1 s).
+		if err := h.fake.WaitFor(ctx, func() bool { return h.fake.Pending() == 0 }); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.stop(); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+		for u := range users {
+			if n := len(h.fake.Sent(int64(6000 + u))); n != 2 {
+				t.Fatalf("chat %d got %d of 2 replies after shutdown", 6000+u, n)
+			}
+		}
+	})
 }
 
 func TestDeletionScheduleOutlivesTheBot(t *testing.T) {
 	t.Parallel()
-	h := startTTL(t, tf.Options{}, false, 2*time.Second)
-	rec := flow(t, h, 7001, "9000000301")
-	if err := h.stop(); err != nil {
-		t.Fatal(err)
-	}
-	if contains(h.fake.Deleted(7001), rec.MessageID) {
-		t.Fatal("deleted before its time")
-	}
-	time.Sleep(2 * time.Second)
-	h.run(t, false) // a new Bot over the same store: the schedule is there, not in the old Bot
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.fake.WaitFor(ctx, func() bool { return contains(h.fake.Deleted(7001), rec.MessageID) }); err != nil {
-		t.Fatalf("the released record was not deleted after the restart: %v", h.fake.Deleted(7001))
-	}
-	// Every released message (chooser and record) leaves the schedule once deleted.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		due, _ := h.st.DueDeletions(context.Background(), time.Now().Add(time.Hour), 10)
-		if len(due) == 0 {
-			break
+	const ttl = 2 * time.Second
+	be := newBackend(t, func(o *bot.Options) { o.ReleaseTTL = ttl })
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		rec := flow(t, h, 7001, "9000000301")
+		if err := h.stop(); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("schedule not emptied: %+v", due)
+		if _, ok := h.fake.DeletedAt(7001, rec.MessageID); ok {
+			t.Fatal("deleted before its time")
 		}
-	}
+		advance(ttl) // the record falls due while no Bot runs
+		restarted := time.Now()
+		h.run(t, false) // a new Bot over the same schedule: it is there, not in the old Bot
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// Every released message (chooser and record) is deleted, not before
+		// its time, and at once by the new Bot since it is overdue.
+		var released []tf.SentMessage
+		for _, m := range h.fake.Sent(7001) {
+			if m.ProtectContent {
+				released = append(released, m)
+			}
+		}
+		if len(released) != 2 {
+			t.Fatalf("want a chooser and a record, protected: %+v", h.fake.Sent(7001))
+		}
+		for _, m := range released {
+			if err := h.fake.WaitFor(ctx, func() bool { _, ok := h.fake.DeletedAt(7001, m.MessageID); return ok }); err != nil {
+				t.Fatalf("released message %d was not deleted after the restart: %v", m.MessageID, h.fake.Deleted(7001))
+			}
+			at, _ := h.fake.DeletedAt(7001, m.MessageID)
+			if at.Before(m.Time.Add(ttl)) || at.Sub(restarted) > time.Second {
+				t.Fatalf("message %d sent at %v, restart at %v, deleted at %v", m.MessageID, m.Time, restarted, at)
+			}
+		}
+		// ...and leaves the schedule once deleted.
+		synctest.Wait()
+		if left := h.dels.Scheduled(); len(left) != 0 {
+			t.Fatalf("schedule not emptied: %+v", left)
+		}
+	})
 }
 
 func TestPollingBacksOffWhileTelegramIsDown(t *testing.T) {
 	t.Parallel()
-	h := start(t, tf.Options{}, false)
-	before := len(h.fake.CallsTo("getUpdates"))
-	h.fake.SetDown(true)
-	time.Sleep(3 * time.Second)
-	during := len(h.fake.CallsTo("getUpdates")) - before
-	h.fake.SetDown(false)
-	// Back-off from 0.5 s doubling: a handful of tries in 3 s, not a spin.
-	if during > 8 {
-		t.Fatalf("%d getUpdates calls in 3 s while Telegram was down", during)
-	}
-	h.fake.SendText(tf.Private(8001), tf.User{ID: 8001, FirstName: "G"}, "/start")
-	h.wait(t, 8001, 1) // and it recovers
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		down := time.Now()
+		h.fake.SetDown(true)
+		failed := func() []tf.Call {
+			var out []tf.Call
+			for _, c := range h.fake.CallsTo("getUpdates") {
+				if c.Status == http.StatusBadGateway {
+					out = append(out, c)
+				}
+			}
+			return out
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := h.fake.WaitFor(ctx, func() bool { return len(failed()) >= 5 }); err != nil {
+			t.Fatalf("%d failed polls: %v", len(failed()), err)
+		}
+		h.fake.SetDown(false)
+		// Back-off from 0.5 s doubling, jittered down to half at most: the
+		// k-th retry waits at least 250 ms << (k-1). Not a spin.
+		calls := failed()
+		for k := 1; k < len(calls); k++ {
+			if gap, least := calls[k].Time.Sub(calls[k-1].Time), (500*time.Millisecond<<(k-1))/2; gap < least {
+				t.Fatalf("retry %d came %v after the failure before it; the back-off is at least %v", k, gap, least)
+			}
+		}
+		// A handful of tries in the first 3 s, not a spin.
+		during := 0
+		for _, c := range h.fake.CallsTo("getUpdates") {
+			if !c.Time.Before(down) && c.Time.Sub(down) < 3*time.Second {
+				during++
+			}
+		}
+		if during > 8 {
+			t.Fatalf("%d getUpdates calls in 3 s while Telegram was down", during)
+		}
+		// And it recovers, at the latest when its back-off (capped at 30 s) is over.
+		h.fake.SendText(tf.Private(8001), tf.User{ID: 8001, FirstName: "G"}, "/start")
+		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second+5*time.Second)
+		defer rcancel()
+		if _, err := h.fake.WaitSent(rctx, 8001, 1); err != nil {
+			t.Fatalf("no recovery: %v", err)
+		}
+	})
+}
+
+func TestButtonWithoutAMessageIsSafe(t *testing.T) {
+	t.Parallel()
+	be := newBackend(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, be, tf.Options{}, false)
+		// A button on an inline-mode message: no message, no chat.
+		if _, err := h.fake.SendRaw(json.RawMessage(`{"update_id":0,"callback_query":{"id":"77","from":{"id":5201,"is_bot":false,"first_name":"I"},
+			"inline_message_id":"AAA","chat_instance":"1","data":"r:x"}}`)); err != nil {
+			t.Fatal(err)
+		}
+		h.fake.SendText(tf.Private(5201), tf.User{ID: 5201, FirstName: "I"}, "/start")
+		if m := h.wait(t, 5201, 2); !strings.Contains(m[1].Text, "Hello!") { // the button is answered, then /start
+			t.Fatalf("the bot stopped after a button without a message: %+v", m)
+		}
+	})
 }

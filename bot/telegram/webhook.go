@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -69,15 +68,18 @@ func (b *Bot) serveWebhook(ctx context.Context, api *tgbotapi.BotAPI, d *dispatc
 	mux := http.NewServeMux()
 	mux.Handle(path, &webhookHandler{secret: []byte(b.o.WebhookSecret), d: d, b: b})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-	ln, err := net.Listen("tcp", b.o.WebhookListen)
-	if err != nil {
-		return fmt.Errorf("telegram: webhook listen on %s: %w", b.o.WebhookListen, err)
+	ln := b.o.WebhookListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", b.o.WebhookListen); err != nil {
+			return fmt.Errorf("telegram: webhook listen on %s: %w", b.o.WebhookListen, err)
+		}
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(ln) }() // ends with Shutdown or Close below
 
 	allowed, _ := json.Marshal(allowedUpdates)
-	_, err = api.MakeRequest("setWebhook", tgbotapi.Params{
+	_, err := api.MakeRequest("setWebhook", tgbotapi.Params{
 		"url":             b.o.WebhookURL,
 		"secret_token":    b.o.WebhookSecret, // not in v5.5.1's WebhookConfig
 		"allowed_updates": string(allowed),
@@ -85,18 +87,20 @@ func (b *Bot) serveWebhook(ctx context.Context, api *tgbotapi.BotAPI, d *dispatc
 	})
 	if err != nil {
 		_ = srv.Close()
+		<-serveErr
 		return fmt.Errorf("telegram: setWebhook: %w", redactErr(err))
 	}
 	b.log.Info("webhook registered", "listen", ln.Addr().String(), "path", path)
 
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr:
-		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("telegram: webhook server: %w", err)
-		}
+	case err := <-serveErr: // only Shutdown and Close end Serve without an error
+		_ = srv.Close()
+		return fmt.Errorf("telegram: webhook server: %w", err)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx) // waits for handlers: their updates are dispatched
+	err = srv.Shutdown(sctx) // waits for handlers: their updates are dispatched
+	<-serveErr               // ErrServerClosed, as soon as Shutdown began
+	return err
 }

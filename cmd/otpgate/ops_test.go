@@ -119,7 +119,7 @@ func TestOperations(t *testing.T) {
 	code := regexp.MustCompile(`\b\d{6}\b`).FindString(sms[0].Body)
 	tg.SendText(chat, from, "000000") // one wrong code
 	tg.SendText(chat, from, code)
-	msgs, err := tg.WaitSent(ctx, 99, 3)
+	msgs, err := tg.WaitLatest(ctx, 99, 3, func(m tf.SentMessage) bool { return !m.EditTime.IsZero() }) // the record, edited in
 	if err != nil {
 		t.Fatal(err)
 	}

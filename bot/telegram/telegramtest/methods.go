@@ -42,6 +42,7 @@ type chatState struct {
 	live       map[int]*liveMessage // not deleted, either direction
 	sent       []int                // indexes into Server.sent
 	deleted    []int
+	deletedAt  map[int]time.Time
 	edits      []SentMessage
 	lastSend   time.Time   // private-chat limit
 	groupSends []time.Time // group limit window
@@ -279,6 +280,10 @@ func (s *Server) deleteMessage(p params) (any, *apiError) {
 	}
 	delete(cs.live, msgID)
 	cs.deleted = append(cs.deleted, msgID)
+	if cs.deletedAt == nil {
+		cs.deletedAt = make(map[int]time.Time)
+	}
+	cs.deletedAt[msgID] = s.now()
 	s.notifyLocked()
 	return true, nil
 }

@@ -17,8 +17,8 @@ type Call struct {
 	Description string            // error description, "" on success
 }
 
-// SentMessage is a message the bot sent (or, from Edits, the state of a
-// message after an edit).
+// SentMessage is a message the bot sent (or, from Edits and Latest, the
+// state of a message after an edit).
 type SentMessage struct {
 	ChatID              int64
 	MessageID           int
@@ -28,7 +28,10 @@ type SentMessage struct {
 	ProtectContent      bool
 	DisableNotification bool
 	ReplyToMessageID    int
-	Time                time.Time
+	Time                time.Time // sent; for Edits, edited
+	// EditTime is when the message was last edited; zero when it never
+	// was. Set by Edits and Latest.
+	EditTime time.Time
 }
 
 // Answer is an answerCallbackQuery call that succeeded.
@@ -63,7 +66,7 @@ type Stats struct {
 	LimitGlobal int // sends refused by the 30/s overall limit
 	LimitChat   int // sends refused by the 1/s private-chat limit
 	LimitGroup  int // sends refused by the 20/min group limit
-	Injected    int // answers scripted by FailNext
+	Injected    int // answers scripted by FailNext, FailAfter or HangAfter
 	Updates     int // updates queued
 	Filtered    int // updates not created because allowed_updates excludes their type
 	MaxInFlight int // most requests being handled at once
@@ -120,6 +123,70 @@ func (s *Server) SentAll() []SentMessage {
 	return append([]SentMessage(nil), s.sent...)
 }
 
+// Latest returns the messages the bot sent to chatID, oldest first,
+// deleted ones included, each as it stands after its latest edit: what the
+// user sees (or saw until it was deleted). Time stays the time it was sent.
+func (s *Server) Latest(chatID int64) []SentMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.latestLocked(chatID)
+}
+
+func (s *Server) latestLocked(chatID int64) []SentMessage {
+	out := s.sentLocked(chatID)
+	cs := s.chats[chatID]
+	if cs == nil {
+		return out
+	}
+	at := make(map[int]int, len(out))
+	for i, m := range out {
+		at[m.MessageID] = i
+	}
+	for _, e := range cs.edits {
+		if i, ok := at[e.MessageID]; ok {
+			sent := out[i].Time
+			out[i] = e
+			out[i].Time, out[i].EditTime = sent, e.Time
+		}
+	}
+	return out
+}
+
+// LatestAll is Latest for every chat, in the order the messages were sent.
+func (s *Server) LatestAll() []SentMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byChat := map[int64][]SentMessage{}
+	next := map[int64]int{}
+	out := make([]SentMessage, 0, len(s.sent))
+	for _, m := range s.sent {
+		l, ok := byChat[m.ChatID]
+		if !ok {
+			l = s.latestLocked(m.ChatID)
+			byChat[m.ChatID] = l
+		}
+		out = append(out, l[next[m.ChatID]])
+		next[m.ChatID]++
+	}
+	return out
+}
+
+// WaitLatest blocks until the bot has sent at least n messages to chatID
+// and the n-th, as it stands now (see Latest), satisfies ready; nil ready
+// accepts any. It returns Latest(chatID). On failure it returns what there
+// is with an error wrapping ctx's error (or ErrClosed).
+func (s *Server) WaitLatest(ctx context.Context, chatID int64, n int, ready func(SentMessage) bool) ([]SentMessage, error) {
+	var got []SentMessage
+	err := s.WaitFor(ctx, func() bool {
+		got = s.Latest(chatID)
+		return n > 0 && len(got) >= n && (ready == nil || ready(got[n-1]))
+	})
+	if err != nil {
+		return got, fmt.Errorf("telegramtest: message %d of chat %d not there or not ready (%d sent): %w", n, chatID, len(got), err)
+	}
+	return got, nil
+}
+
 // Edits returns the successful edits of the bot's messages in chatID,
 // oldest first, each as the message stood after it.
 func (s *Server) Edits(chatID int64) []SentMessage {
@@ -139,6 +206,18 @@ func (s *Server) Deleted(chatID int64) []int {
 		return append([]int(nil), cs.deleted...)
 	}
 	return nil
+}
+
+// DeletedAt reports when the message messageID of chatID was deleted, on
+// the fake's clock, and false if it was not.
+func (s *Server) DeletedAt(chatID int64, messageID int) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cs := s.chats[chatID]; cs != nil {
+		at, ok := cs.deletedAt[messageID]
+		return at, ok
+	}
+	return time.Time{}, false
 }
 
 // Answered returns the callback query ids answered, in order.

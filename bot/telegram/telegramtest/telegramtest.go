@@ -9,9 +9,16 @@
 // PressButton and friends queue updates that the bot receives by long
 // polling (getUpdates) or, once it calls setWebhook, by POSTs to its webhook.
 // Everything the bot does is recorded (Calls, Sent, Deleted, Answered…) and
-// can be awaited without sleeping (WaitSent, WaitFor). Failures are scripted
-// with FailNext, SetBlocked, SetDown and SetLatency, and Telegram's flood
+// can be awaited without sleeping (WaitSent, WaitLatest, WaitFor). Failures
+// are scripted with FailNext, FailAfter (the call took effect, the answer
+// was lost), HangAfter, SetBlocked, SetDown and SetLatency, and Telegram's flood
 // limits are enforced when Options.EnforceLimits is set.
+//
+// For a client running inside a testing/synctest bubble, build the fake
+// with NewUnstarted in the bubble and connect through Transport (no
+// socket); deliver webhooks over a Listener. Every wait of the fake then
+// runs on the bubble's clock. Deletions is an in-memory schedule for the
+// adapter's Options.Deletions.
 //
 // Where the fake knowingly differs from Telegram:
 //   - an empty getUpdates with timeout=0 is held for Options.ShortPollWait
@@ -192,10 +199,11 @@ type Server struct {
 	changed  chan struct{} // closed and replaced on every recorded change
 	wake     chan struct{} // closed and replaced when pollers or the sender should look again
 
-	down     bool
-	latency  time.Duration
-	failNext map[string][]failure // by lower-case method, "*" for any
-	blocked  map[int64]bool
+	down      bool
+	latency   time.Duration
+	failNext  map[string][]failure // by lower-case method, "*" for any
+	failAfter map[string][]failure // answers lost after the call took effect
+	blocked   map[int64]bool
 
 	calls []Call
 	stats Stats
@@ -253,6 +261,7 @@ func NewUnstarted(token string, opts Options) *Server {
 		changed:   make(chan struct{}),
 		wake:      make(chan struct{}),
 		failNext:  make(map[string][]failure),
+		failAfter: make(map[string][]failure),
 		blocked:   make(map[int64]bool),
 		chats:     make(map[int64]*chatState),
 		users:     make(map[int64]wireUser),
@@ -321,10 +330,12 @@ func (s *Server) wakeLocked() {
 // now reads the injected clock.
 func (s *Server) now() time.Time { return s.opts.Now() }
 
-// failure is a scripted error answer.
+// failure is a scripted error answer. For FailAfter, status 0 drops the
+// connection and hang holds the answer back.
 type failure struct {
 	status     int
 	retryAfter int
+	hang       bool
 }
 
 // FailNext makes the next n calls of method (case-insensitive; "*" for any
@@ -342,6 +353,35 @@ func (s *Server) FailNext(method string, n int, status int, retryAfter int) {
 	defer s.mu.Unlock()
 	for range n {
 		s.failNext[key] = append(s.failNext[key], failure{status: status, retryAfter: retryAfter})
+	}
+}
+
+// FailAfter makes the next n calls of method (case-insensitive; "*" for
+// any method) take effect as usual and then lose their answer: the
+// outcome a client cannot tell from a failure, and must not take for one.
+// Status 0 closes the connection without an answer (a network failure
+// after the request arrived); any other status answers as FailNext does
+// (a 502 from the proxy in front of Telegram after Telegram acted). The
+// call is logged with that status, or 0 with the description "connection
+// dropped". Calls queue up in order; a method's own come before "*" ones.
+func (s *Server) FailAfter(method string, n int, status int) {
+	s.scriptAfter(method, n, failure{status: status})
+}
+
+// HangAfter makes the next n calls of method take effect and then never
+// answer: each is held until its client goes away or the fake is closed,
+// as when the process that made it is killed waiting for the answer. The
+// call is logged at once, with status 0 and the description "no answer".
+func (s *Server) HangAfter(method string, n int) {
+	s.scriptAfter(method, n, failure{hang: true})
+}
+
+func (s *Server) scriptAfter(method string, n int, f failure) {
+	key := strings.ToLower(method)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failAfter[key] = append(s.failAfter[key], f)
 	}
 }
 
@@ -415,12 +455,43 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e == errGone {
 		return
 	}
+	if e == nil && ok {
+		if f, lost := s.takeFailure(s.failAfter, strings.ToLower(method)); lost {
+			s.loseAnswer(r.Context(), w, call, f)
+			return
+		}
+	}
 	call.Status = http.StatusOK
 	if e != nil {
 		call.Status, call.Description = e.code, e.desc
 	}
 	writeReply(w, res, e)
 	s.record(call, e)
+}
+
+// loseAnswer answers a call that took effect as FailAfter or HangAfter
+// scripted.
+func (s *Server) loseAnswer(ctx context.Context, w http.ResponseWriter, call Call, f failure) {
+	if f.status != 0 && !f.hang {
+		e := failureError(f)
+		call.Status, call.Description = e.code, e.desc
+		writeReply(w, nil, e)
+		s.record(call, e)
+		return
+	}
+	call.Description = "connection dropped"
+	if f.hang {
+		call.Description = "no answer"
+	}
+	s.record(call, nil)
+	if f.hang {
+		select {
+		case <-ctx.Done():
+			return // nobody is waiting for the answer
+		case <-s.closed:
+		}
+	}
+	panic(http.ErrAbortHandler) // net/http closes the connection unanswered
 }
 
 // hold waits out the configured latency. It reports false when the request
@@ -484,8 +555,8 @@ func (s *Server) dispatch(ctx context.Context, method string, p params) (any, *a
 	if !ok {
 		return nil, errNotFound
 	}
-	if e := s.takeFailure(key); e != nil {
-		return nil, e
+	if f, ok := s.takeFailure(s.failNext, key); ok {
+		return nil, failureError(f)
 	}
 	if key == "getupdates" {
 		return s.getUpdates(ctx, p)
@@ -493,25 +564,26 @@ func (s *Server) dispatch(ctx context.Context, method string, p params) (any, *a
 	return h(s, p)
 }
 
-// takeFailure pops the next scripted failure for method, if any.
-func (s *Server) takeFailure(key string) *apiError {
+// takeFailure pops the next scripted failure for method from script, if
+// any.
+func (s *Server) takeFailure(script map[string][]failure, key string) (failure, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range []string{key, "*"} {
-		q := s.failNext[k]
+		q := script[k]
 		if len(q) == 0 {
 			continue
 		}
 		f := q[0]
 		if len(q) == 1 {
-			delete(s.failNext, k)
+			delete(script, k)
 		} else {
-			s.failNext[k] = q[1:]
+			script[k] = q[1:]
 		}
 		s.stats.Injected++
-		return failureError(f)
+		return f, true
 	}
-	return nil
+	return failure{}, false
 }
 
 // apiError is an ok:false answer. The HTTP status equals code.
