@@ -91,6 +91,17 @@ func Verify(text string, keys KeySet, revoked Revocations, now time.Time) (Claim
 // anything: the message it returns is well formed, has exactly alg EdDSA and
 // an 8-byte kid in its protected header and nothing in the unprotected one,
 // and is in its one deterministic encoding. Its signature is unchecked.
+// Payload returns the CBOR claims inside a proof text WITHOUT checking its
+// signature: for inspecting what a proof discloses (tests, audits of the
+// format), never for trusting it. Errors wrap ErrNotProof.
+func Payload(text string) ([]byte, error) {
+	m, err := unwrap(text)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(m.Payload), nil
+}
+
 func unwrap(text string) (*cose.Sign1Message, error) {
 	if len(text) > 2*MaxTextLen {
 		return nil, notProof("too long")

@@ -96,6 +96,16 @@ func toCalls(r bot.Reply, botUsername string) []*call {
 	var calls []*call
 	chat := strconv.FormatInt(r.ChatID, 10)
 	switch {
+	case len(r.Photo) > 0:
+		// A proof's QR code: minimal by design and meant to be kept and
+		// shown, so neither protected nor deleted. v5.5.1 has no config
+		// for a photo from bytes with a caption: the raw upload call.
+		p := tgbotapi.Params{"chat_id": chat, "caption": r.Text}
+		if markup := replyMarkup(r, botUsername); markup != "" {
+			p["reply_markup"] = markup
+		}
+		calls = append(calls, &call{chatID: r.ChatID, method: "sendPhoto", params: p,
+			files: []tgbotapi.RequestFile{{Name: "photo", Data: tgbotapi.FileBytes{Name: "proof.png", Bytes: r.Photo}}}})
 	case r.Text != "" && r.Sensitive && r.DeleteAfter > 0:
 		// protect_content is a property of the message, set when it is
 		// sent (not in v5.5.1's config structs: a raw parameter); the

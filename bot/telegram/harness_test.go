@@ -172,7 +172,7 @@ func (be *backend) Handle(_ context.Context, u bot.Update) (out []bot.Reply) {
 	return out
 }
 
-var _ telegram.Handler = (*backend)(nil)
+var _ bot.Handler = (*backend)(nil)
 
 // idle waits until the codes service has sent every queued SMS.
 func (be *backend) idle(t *testing.T) {
@@ -227,7 +227,7 @@ func start(t *testing.T, be *backend, fakeOpts tf.Options, webhook bool) *harnes
 
 // startWith runs the fake and an adapter over handler, inside the bubble;
 // be may be nil for a handler that needs no backend.
-func startWith(t *testing.T, be *backend, handler telegram.Handler, log *slog.Logger, fakeOpts tf.Options, webhook bool) *harness {
+func startWith(t *testing.T, be *backend, handler bot.Handler, log *slog.Logger, fakeOpts tf.Options, webhook bool) *harness {
 	t.Helper()
 	var ln *tf.Listener
 	if webhook {

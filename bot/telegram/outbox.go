@@ -15,9 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// caller makes one Bot API call. *tgbotapi.BotAPI implements it.
+// caller makes one Bot API call, form-encoded or, with files, as a
+// multipart upload. *tgbotapi.BotAPI implements it.
 type caller interface {
 	MakeRequest(endpoint string, params tgbotapi.Params) (*tgbotapi.APIResponse, error)
+	UploadFiles(endpoint string, params tgbotapi.Params, files []tgbotapi.RequestFile) (*tgbotapi.APIResponse, error)
 }
 
 // Telegram's documented limits (Bot FAQ), with a margin so that network
@@ -45,11 +47,13 @@ type call struct {
 	// reveal is, on a placeholder, the edit that puts the sensitive text
 	// in (toCalls sets it; the Bot turns it into next).
 	reveal *call
-	seq    uint64
+	// files, when set, go as a multipart upload (sendPhoto).
+	files []tgbotapi.RequestFile
+	seq   uint64
 }
 
 // message reports whether c counts against Telegram's message limits.
-func (c *call) message() bool { return c.method == "sendMessage" }
+func (c *call) message() bool { return c.method == "sendMessage" || c.method == "sendPhoto" }
 
 type chatQueue struct {
 	calls    []*call
@@ -230,7 +234,15 @@ func later(a, b time.Time) time.Time {
 func (o *outbox) worker(ctx context.Context) {
 	defer o.wg.Done()
 	for c := range o.work {
-		resp, err := o.api.MakeRequest(c.method, c.params)
+		var (
+			resp *tgbotapi.APIResponse
+			err  error
+		)
+		if len(c.files) > 0 {
+			resp, err = o.api.UploadFiles(c.method, c.params, c.files)
+		} else {
+			resp, err = o.api.MakeRequest(c.method, c.params)
+		}
 		o.finish(c, resp, err)
 	}
 }

@@ -35,18 +35,11 @@ import (
 	"github.com/otpgate/otpgate/bot"
 )
 
-// Handler is the conversation engine. *bot.Engine implements it.
-type Handler interface {
-	Handle(ctx context.Context, u bot.Update) []bot.Reply
-}
-
-var _ Handler = (*bot.Engine)(nil)
-
 // Options configure New.
 type Options struct {
 	Token     string
 	APIURL    string // base URL, e.g. https://api.telegram.org
-	Handler   Handler
+	Handler   bot.Handler
 	Deletions Deletions
 	Logger    *slog.Logger
 
@@ -224,17 +217,18 @@ func (b *Bot) Run(ctx context.Context) error {
 		runErr = b.poll(ctx, sendAPI, d)
 	}
 
-	// Shutdown: no new updates; finish the held ones; flush sends.
+	// Shutdown: no new updates; finish the held ones; flush sends. All of
+	// it within ShutdownTimeout: handlers get three quarters of it, and if
+	// they overrun, their work is cancelled and they have what is left to
+	// return, so none runs on after Run (and after the store closes).
 	deadline, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.o.ShutdownTimeout)
 	defer cancel()
-	if err := d.close(deadline); err != nil {
-		// Out of time: cancel the handlers' work and give them a moment to
-		// return, so none runs on after Run (and after the store closes).
+	handlers, cancelHandlers := context.WithTimeout(deadline, b.o.ShutdownTimeout*3/4)
+	defer cancelHandlers()
+	if err := d.close(handlers); err != nil {
 		b.log.Error("shutdown: updates left unhandled", "err", err)
 		cancelWork()
-		grace, cancelGrace := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = d.wait(grace)
-		cancelGrace()
+		_ = d.wait(deadline)
 	}
 	wg.Wait()
 	flushErr := b.out.drain(deadline)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,6 +17,7 @@ var handlers = map[string]func(*Server, params) (any, *apiError){
 	"getme":                  (*Server).getMe,
 	"getupdates":             nil,
 	"sendmessage":            (*Server).sendMessage,
+	"sendphoto":              (*Server).sendPhoto,
 	"sendchataction":         (*Server).sendChatAction,
 	"editmessagetext":        (*Server).editMessageText,
 	"editmessagereplymarkup": (*Server).editMessageReplyMarkup,
@@ -168,6 +170,57 @@ func (s *Server) sendMessage(p params) (any, *apiError) {
 		DisableNotification: p.bool("disable_notification"),
 		ReplyToMessageID:    replyTo,
 		Time:                now,
+	})
+	s.stats.Sent++
+	s.notifyLocked()
+	return *m, nil
+}
+
+// sendPhoto takes the photo as a multipart upload (Telegram also takes a
+// file_id or URL; otpgate uploads), a caption of at most 1,024 characters
+// and protect_content, and counts against the same limits as a message.
+func (s *Server) sendPhoto(p params) (any, *apiError) {
+	chatID, e := p.chatID()
+	if e != nil {
+		return nil, e
+	}
+	photo, uploaded := p[fileKey+"photo"]
+	switch {
+	case !uploaded:
+		return nil, badRequest("there is no photo in the request")
+	case len(photo) == 0:
+		return nil, badRequest("file must be non-empty")
+	case len(photo) > 10<<20:
+		return nil, badRequest("photo is too big (10 MB at most)")
+	case utf8.RuneCountInString(p["caption"]) > 1024:
+		return nil, badRequest("message caption is too long")
+	}
+	markup, e := parseReplyMarkup(p["reply_markup"])
+	if e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.chatByIDLocked(chatID)
+	if e := s.canSendLocked(cs); e != nil {
+		return nil, e
+	}
+	now := s.now()
+	if e := s.admitLocked(cs, now); e != nil {
+		return nil, e
+	}
+	bot := s.bot
+	m := &wireMessage{
+		MessageID: cs.nextMessageID(), From: &bot, Date: now.Unix(), Chat: cs.chat,
+		HasProtectedContent: p.bool("protect_content"), Caption: p["caption"], ReplyMarkup: inlineOnly(markup),
+		Photo: []wirePhotoSize{{FileID: "photo-" + strconv.FormatInt(chatID, 10) + "-" + strconv.Itoa(len(s.sent)), FileUniqueID: "u" + strconv.Itoa(len(s.sent)), Width: 1, Height: 1, FileSize: len(photo)}},
+	}
+	cs.live[m.MessageID] = &liveMessage{msg: m, fromBot: true}
+	cs.sent = append(cs.sent, len(s.sent))
+	s.sent = append(s.sent, SentMessage{
+		ChatID: chatID, MessageID: m.MessageID, Text: p["caption"], ReplyMarkup: markup,
+		ProtectContent: m.HasProtectedContent, DisableNotification: p.bool("disable_notification"), Time: now,
+		Photo: []byte(photo),
 	})
 	s.stats.Sent++
 	s.notifyLocked()

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,6 +38,9 @@ func readParams(r *http.Request) (params, error) {
 		}
 		for k, f := range r.MultipartForm.File {
 			p[k] = f[0].Filename
+			if data, err := readPart(f[0]); err == nil {
+				p[fileKey+k] = data
+			}
 		}
 	case "application/json":
 		var obj map[string]json.RawMessage
@@ -59,6 +64,20 @@ func readParams(r *http.Request) (params, error) {
 		}
 	}
 	return p, nil
+}
+
+// fileKey prefixes the parameter that holds an uploaded file's bytes
+// (the parameter itself reads as the file name).
+const fileKey = "\x00file:"
+
+func readPart(fh *multipart.FileHeader) (string, error) {
+	f, err := fh.Open()
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	return string(b), err
 }
 
 // present reports whether key carries a value; the library sends the

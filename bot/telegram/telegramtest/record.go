@@ -32,6 +32,8 @@ type SentMessage struct {
 	// EditTime is when the message was last edited; zero when it never
 	// was. Set by Edits and Latest.
 	EditTime time.Time
+	// Photo is the uploaded image of a sendPhoto, whose caption is Text.
+	Photo []byte
 }
 
 // Answer is an answerCallbackQuery call that succeeded.
