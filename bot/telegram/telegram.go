@@ -499,6 +499,14 @@ func (d *dispatcher) wait(ctx context.Context) error {
 }
 
 func chatOf(u tgbotapi.Update) int64 {
+	if cq := u.CallbackQuery; cq != nil && cq.Message == nil {
+		// A button under an inline-mode message comes without the message,
+		// which FromChat dereferences; toUpdate answers it in private.
+		if cq.From != nil {
+			return cq.From.ID
+		}
+		return 0
+	}
 	if c := u.FromChat(); c != nil {
 		return c.ID
 	}
