@@ -353,9 +353,24 @@ func decryptBackup(r io.Reader, hdr backupHeader, key []byte) (io.Reader, error)
 	case errors.As(err, &noMatch) && !hmac.Equal([]byte(hdr.KeyID), []byte(backupKeyID(key))):
 		return nil, ErrBackupKey
 	default:
-		return nil, corrupt(err, "cannot decrypt")
+		return nil, corrupt(ageError{err}, "cannot decrypt")
 	}
 }
+
+// ageError keeps an error of age.Decrypt for errors.Is and errors.As but
+// prints only its first line, cut short: age quotes the file's header lines
+// (up to 2 MiB of them) and may add a line advising other tools.
+type ageError struct{ err error }
+
+func (e ageError) Error() string {
+	s, _, _ := strings.Cut(e.err.Error(), "\n")
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return s
+}
+
+func (e ageError) Unwrap() error { return e.err }
 
 // loadBackup loads the decrypted Badger stream into a fresh database at
 // opts.Dir. Badger is opened directly: Open would write its key check
