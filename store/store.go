@@ -82,6 +82,9 @@ type Store struct {
 	indexKey []byte
 	auditKey []byte
 
+	// trimStop ends trimLoop; trimDone tells Close it has.
+	trimStop, trimDone chan struct{}
+
 	// failAudit, when set by a test, makes every audit append fail.
 	failAudit func() error
 
@@ -122,6 +125,10 @@ func Open(opts Options) (*Store, error) {
 	if err := s.checkIndexKey(opts.ReadOnly); err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	if s.dir != "" {
+		s.trimStop, s.trimDone = make(chan struct{}), make(chan struct{})
+		go s.trimLoop()
 	}
 	return s, nil
 }
@@ -215,8 +222,30 @@ func (s *Store) checkIndexKey(readOnly bool) error {
 	})
 }
 
+// trimInterval is how often the resident pages of Badger's mapped files
+// are handed back to the kernel (see trimMapped).
+const trimInterval = 5 * time.Second
+
+func (s *Store) trimLoop() {
+	defer close(s.trimDone)
+	t := time.NewTicker(trimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.trimStop:
+			return
+		case <-t.C:
+			trimMapped(s.dir)
+		}
+	}
+}
+
 // Close flushes and closes the database.
 func (s *Store) Close() error {
+	if s.trimStop != nil {
+		close(s.trimStop)
+		<-s.trimDone
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
