@@ -522,16 +522,10 @@ func (s *Store) checkScratch(ctx context.Context, scratch, txn *badger.Txn, bad 
 		if dups[line] {
 			continue
 		}
-		if count == MaxPerMobile {
+		if count >= MaxPerMobile {
 			bad.add(line, fmt.Sprintf("mobile already has %d beneficiaries in this file (from line %d); at most %d are allowed", MaxPerMobile, first, MaxPerMobile))
-			count++
-			continue
 		}
-		if count > MaxPerMobile {
-			bad.add(line, fmt.Sprintf("mobile already has %d beneficiaries in this file (from line %d); at most %d are allowed", MaxPerMobile, first, MaxPerMobile))
-			continue
-		}
-		count++
+		count++ // past MaxPerMobile: the stored ones need not be counted
 	}
 	return flush()
 }

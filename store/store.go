@@ -82,9 +82,6 @@ type Store struct {
 	indexKey []byte
 	auditKey []byte
 
-	// trimStop ends trimLoop; trimDone tells Close it has.
-	trimStop, trimDone chan struct{}
-
 	// failAudit, when set by a test, makes every audit append fail.
 	failAudit func() error
 
@@ -126,10 +123,6 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	if s.dir != "" {
-		s.trimStop, s.trimDone = make(chan struct{}), make(chan struct{})
-		go s.trimLoop()
-	}
 	return s, nil
 }
 
@@ -149,8 +142,10 @@ func Open(opts Options) (*Store, error) {
 //     builders: most of the 1 GB heap peak. Here every level uses 2 MB
 //     tables (multiplier 1) and one compactor runs besides L0's.
 //   - Memtables: each is an arena of MemTableSize plus a batch allowance,
-//     and NumMemtables of them may wait to flush. 16 MB × 2 keeps writes
-//     fast (a smaller memtable means more L0 tables to compact) at ~40 MB.
+//     NumMemtables of them may wait to flush, and flushing one builds a
+//     level-0 table of its size (about 2× in builder buffers). 8 MB × 2
+//     (the smallest Badger accepts in memory) halves that to ~40 MB; the
+//     cost is more level-0 tables to compact.
 //   - Caches: with encryption every block read is decrypted into the block
 //     cache, and table indexes and bloom filters live in the index cache
 //     (IndexCacheSize > 0; otherwise every open table's index and filter
@@ -171,7 +166,7 @@ func BadgerOptions(o Options) badger.Options {
 		WithLogger(badgerLogger{log.With("component", "badger")}).
 		WithEncryptionKey(o.EncryptionKey).
 		WithEncryptionKeyRotationDuration(30 * 24 * time.Hour).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(3).
 		WithNumLevelZeroTablesStall(8).
@@ -222,30 +217,8 @@ func (s *Store) checkIndexKey(readOnly bool) error {
 	})
 }
 
-// trimInterval is how often the resident pages of Badger's mapped files
-// are handed back to the kernel (see trimMapped).
-const trimInterval = 5 * time.Second
-
-func (s *Store) trimLoop() {
-	defer close(s.trimDone)
-	t := time.NewTicker(trimInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.trimStop:
-			return
-		case <-t.C:
-			trimMapped(s.dir)
-		}
-	}
-}
-
 // Close flushes and closes the database.
 func (s *Store) Close() error {
-	if s.trimStop != nil {
-		close(s.trimStop)
-		<-s.trimDone
-	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
