@@ -400,5 +400,5 @@ func applyMemoryLimit(limit config.ByteSize, log *slog.Logger) {
 		return
 	}
 	debug.SetMemoryLimit(int64(limit))
-	log.Debug("memory limit set", "limit", limit.String())
+	log.Debug("memory limit set", "component", "app", "limit", limit.String())
 }
