@@ -10,6 +10,13 @@
 // peak memory is its own, and prints both rates, their ratio and the peak
 // RSS of each.
 //
+//	go run ./bench serve -n 1000000
+//
+// imports n records, starts otpgate through its composition root in a
+// child process on that directory, runs whole flows in it and prints its
+// RSS after warm-up and at peak, and the p50/p99 of one whole flow next to
+// one raw synced Badger transaction.
+//
 //	go run ./bench telegram -users 1000
 //
 // starts a burst of users who each do the whole beneficiary flow against a
@@ -65,7 +72,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: go run ./bench import [-n N] | telegram [-users N] | backup [-n N] | soak [-duration D]")
+		return errors.New("usage: go run ./bench import [-n N] | serve [-n N] [-trips N] | telegram [-users N] | backup [-n N] | soak [-duration D]")
 	}
 	switch args[0] {
 	case "import":
@@ -76,8 +83,16 @@ func run(args []string) error {
 		return benchBackup(args[1:])
 	case "soak":
 		return benchSoak(args[1:])
+	case "serve":
+		return benchServe(args[1:])
 	case "child-baseline", "child-import":
 		return child(args[0], args[1], args[2])
+	case "child-serve":
+		trips, err := strconv.Atoi(args[3])
+		if err != nil {
+			return err
+		}
+		return childServe(args[1], args[2], trips)
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])
 }

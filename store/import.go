@@ -3,11 +3,17 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/otpgate/otpgate/pii"
 )
@@ -62,28 +68,61 @@ func (e *ImportError) add(line int, reason string) {
 	}
 }
 
-// Import loads rows in two passes. The first checks every row and the file
-// as a whole against what is stored (unique reference ids, at most
-// MaxPerMobile beneficiaries per mobile); if anything is wrong it returns an
-// *ImportError and writes nothing. The second writes in batches.
+// Import loads rows. Every row is checked, and the file as a whole against
+// what is stored (unique reference ids, at most MaxPerMobile beneficiaries
+// per mobile, counting those already stored); if anything is wrong it
+// returns an *ImportError listing each rejected row with its line number
+// and nothing is changed.
+//
+// Memory does not grow with the file: the whole-file checks stream keyed
+// hashes and line numbers through a temporary, sorted Badger database
+// (an external sort) instead of holding a tally in memory.
+//
+// Into a store that holds no records (a first load, the common bulk case)
+// Import reads the file once: rows are parsed, hashed and written in one
+// pass, and the whole-file checks run on the written indexes; if any fails,
+// the records and indexes are dropped (the store held none before), the
+// file is checked again to name every bad row, and the store is as it was.
+// Into a store that holds records, a check pass comes first and a write
+// pass follows, which compares each row with the stored record.
 //
 // Re-importing the same rows is idempotent: unchanged records are not
 // rewritten. If the write pass is interrupted (crash, full disk), the store
 // keeps a marker that InterruptedImport reports, and running the same import
 // again completes it: the write pass is all-or-nothing per row, and rows
-// already written count as unchanged.
+// already written count as unchanged (an interrupted first load is dropped
+// and loaded again).
 func (s *Store) Import(ctx context.Context, src RowSource) (ImportSummary, error) {
-	sum, err := s.checkImport(ctx, src)
+	marker, err := s.importMarker()
+	if err != nil {
+		return ImportSummary{}, err
+	}
+	if marker == markerFresh {
+		// A first load was interrupted: the store held no records before it.
+		if err := s.dropRecords(); err != nil {
+			return ImportSummary{}, err
+		}
+	}
+	empty, err := s.noRecords()
+	if err != nil {
+		return ImportSummary{}, err
+	}
+	var sum ImportSummary
+	if empty {
+		sum, err = s.importFresh(ctx, src)
+	} else {
+		sum, err = s.checkImport(ctx, src)
+		if err == nil {
+			err = s.setImportMarker(markerUpdate)
+		}
+		if err == nil {
+			err = s.writeImport(ctx, src, &sum)
+		}
+	}
 	if err != nil {
 		return sum, err
 	}
-	if err := s.setImportMarker(true); err != nil {
-		return sum, err
-	}
-	if err := s.writeImport(ctx, src, &sum); err != nil {
-		return sum, err
-	}
-	if err := s.setImportMarker(false); err != nil {
+	if err := s.setImportMarker(markerNone); err != nil {
 		return sum, err
 	}
 	err = s.Audit(ctx, AuditEntry{Event: EventImported,
@@ -94,71 +133,257 @@ func (s *Store) Import(ctx context.Context, src RowSource) (ImportSummary, error
 // EventImported records an operator import.
 const EventImported = "records_imported"
 
-type mobileTally struct {
-	count     uint8
-	firstLine int32
-}
+// Values of the import marker.
+const (
+	markerNone   byte = 0
+	markerUpdate byte = 1 // a write pass into a store with records
+	markerFresh  byte = 2 // a first load: the store held no records before
+)
 
-func (s *Store) checkImport(ctx context.Context, src RowSource) (ImportSummary, error) {
+// importWorkers hash, encode and write rows of a first load in parallel:
+// HMACs and JSON encoding are most of the import's own CPU.
+var importWorkers = max(2, runtime.GOMAXPROCS(0))
+
+// importFresh loads rows into a store with no records in one pass.
+func (s *Store) importFresh(ctx context.Context, src RowSource) (ImportSummary, error) {
+	if err := s.setImportMarker(markerFresh); err != nil {
+		return ImportSummary{}, err
+	}
 	var (
 		sum     ImportSummary
 		bad     ImportError
-		refs    = make(map[[hashLen]byte]int32)
-		mobiles = make(map[[hashLen]byte]*mobileTally)
+		written int
 	)
-	err := src(ctx, func(r ImportRow) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	rows := make(chan []ImportRow, 2*importWorkers)
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		werr    error
+	)
+	for range importWorkers {
+		wg.Go(func() {
+			for batch := range rows {
+				if gctx.Err() != nil {
+					continue // drain
+				}
+				for i := range batch {
+					if err := s.setRow(wb, &batch[i]); err != nil {
+						errOnce.Do(func() { werr = err; cancel() })
+						break
+					}
+				}
+			}
+		})
+	}
+	const batchRows = 256
+	batch := make([]ImportRow, 0, batchRows)
+	err := src(gctx, func(r ImportRow) error {
+		sum.Rows++
+		if r.Problem != "" {
+			bad.add(r.Line, r.Problem)
+		}
+		if bad.Total > 0 {
+			return nil // keep reading to count rows; write nothing more
+		}
+		written++
+		batch = append(batch, r)
+		if len(batch) == batchRows {
+			select {
+			case rows <- batch:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			batch = make([]ImportRow, 0, batchRows)
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		select {
+		case rows <- batch:
+		case <-gctx.Done():
+			err = gctx.Err()
+		}
+	}
+	close(rows)
+	wg.Wait()
+	if werr != nil {
+		err = werr // the workers' error, not the cancellation it caused
+	}
+	if err == nil {
+		err = wb.Flush()
+	}
+	if err != nil {
+		// Leave the store as it was; if even that fails, the marker stays
+		// and the next Import drops the partial load.
+		if derr := s.dropRecords(); derr == nil {
+			_ = s.setImportMarker(markerNone)
+		}
+		return sum, fmt.Errorf("store: import write: %w", err)
+	}
+	ok := bad.Total == 0
+	if ok {
+		// Whole-file rules on what was written: a repeated reference id
+		// left fewer records than rows; a mobile's index holds its rows.
+		if ok, err = s.freshLoadConsistent(ctx, written); err != nil {
+			return sum, err
+		}
+	}
+	if !ok {
+		if err := s.dropRecords(); err != nil {
+			return sum, err
+		}
+		if err := s.setImportMarker(markerNone); err != nil {
+			return sum, err
+		}
+		// Name every bad row, as a store without records sees the file.
+		csum, err := s.checkImport(ctx, src)
+		if err == nil {
+			// Unreachable unless the source changed between passes.
+			return csum, errors.New("store: import: the rows changed between passes")
+		}
+		return csum, err
+	}
+	sum.Added = written
+	return sum, s.sync()
+}
+
+// setRow writes one row's record and index entries.
+func (s *Store) setRow(wb *badger.WriteBatch, r *ImportRow) error {
+	rec := r.Record
+	rh := s.refHash(rec.RefID)
+	var ih []byte
+	if r.ID != "" {
+		ih = s.idHash(r.ID)
+		rec.IDKey = hex.EncodeToString(ih)
+	}
+	val, err := encodeRecord(&rec)
+	if err != nil {
+		return err
+	}
+	if err := wb.Set(join([]byte{pfxRecord}, rh), val); err != nil {
+		return err
+	}
+	if err := wb.Set(join([]byte{pfxMobileIdx}, s.mobileHash(rec.Mobile), rh), nil); err != nil {
+		return err
+	}
+	if ih != nil {
+		return wb.Set(join([]byte{pfxIDIdx}, ih, rh), nil)
+	}
+	return nil
+}
+
+// freshLoadConsistent reports whether a first load of rows records obeys
+// the whole-file rules: as many records as rows (no repeated reference id)
+// and no mobile with more than MaxPerMobile. Keys only, in key order.
+func (s *Store) freshLoadConsistent(ctx context.Context, rows int) (bool, error) {
+	ok := true
+	err := s.db.View(func(txn *badger.Txn) error {
+		n := 0
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}})
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		it.Close()
+		if n != rows {
+			ok = false
+			return nil
+		}
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxMobileIdx}})
+		defer it.Close()
+		var (
+			cur   []byte
+			count int
+		)
+		i := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			if i++; i%65536 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			k := it.Item().Key()
+			if len(k) != 1+2*hashLen {
+				continue
+			}
+			if bytes.Equal(cur, k[1:1+hashLen]) {
+				if count++; count > MaxPerMobile {
+					ok = false
+					return nil
+				}
+				continue
+			}
+			cur, count = append(cur[:0], k[1:1+hashLen]...), 1
+		}
+		return nil
+	})
+	return ok, err
+}
+
+// dropRecords deletes every record and index entry. Only a first load,
+// into a store that held no records, uses it to undo itself.
+func (s *Store) dropRecords() error {
+	if err := s.db.DropPrefix([]byte{pfxRecord}, []byte{pfxMobileIdx}, []byte{pfxIDIdx}); err != nil {
+		return fmt.Errorf("store: import undo: %w", err)
+	}
+	return s.sync()
+}
+
+func (s *Store) noRecords() (bool, error) {
+	var empty bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		empty, err = isEmpty(txn, pfxRecord)
+		return err
+	})
+	return empty, err
+}
+
+// checkImport checks every row and the file as a whole against what is
+// stored, in bounded memory: the keyed hash of each row's reference id
+// and mobile, with its line number, go into a temporary Badger database,
+// which sorts them; walking it in key order finds repeated reference ids
+// and counts each mobile's rows, and a merge with the stored mobile index
+// (also in key order) adds the beneficiaries already stored.
+func (s *Store) checkImport(ctx context.Context, src RowSource) (ImportSummary, error) {
+	var (
+		sum ImportSummary
+		bad ImportError
+	)
+	tmp, cleanup, err := s.openScratch()
+	if err != nil {
+		return sum, err
+	}
+	defer cleanup()
+	wb := tmp.NewWriteBatch()
+	defer wb.Cancel()
+	err = src(ctx, func(r ImportRow) error {
 		sum.Rows++
 		if r.Problem != "" {
 			bad.add(r.Line, r.Problem)
 			return nil
 		}
-		rh := [hashLen]byte(s.refHash(r.Record.RefID))
-		if first, dup := refs[rh]; dup {
-			bad.add(r.Line, fmt.Sprintf("reference_id repeats line %d", first))
-			return nil
+		var line [4]byte
+		binary.BigEndian.PutUint32(line[:], uint32(r.Line))
+		rh := s.refHash(r.Record.RefID)
+		if err := wb.Set(join([]byte{scratchRef}, rh, line[:]), nil); err != nil {
+			return err
 		}
-		refs[rh] = int32(r.Line)
-		mh := [hashLen]byte(s.mobileHash(r.Record.Mobile))
-		t := mobiles[mh]
-		if t == nil {
-			t = &mobileTally{firstLine: int32(r.Line)}
-			mobiles[mh] = t
-		}
-		if t.count == MaxPerMobile {
-			bad.add(r.Line, fmt.Sprintf("mobile already has %d beneficiaries in this file (from line %d); at most %d are allowed", MaxPerMobile, t.firstLine, MaxPerMobile))
-			return nil
-		}
-		t.count++
-		return nil
+		return wb.Set(join([]byte{scratchMobile}, s.mobileHash(r.Record.Mobile), line[:]), rh)
 	})
+	if err == nil {
+		err = wb.Flush()
+	}
 	if err != nil {
 		return sum, err
 	}
-	// Beneficiaries already stored on a mobile count too, unless this file
-	// moves them (every stored ref named in the file is re-placed by it).
-	err = s.db.View(func(txn *badger.Txn) error {
-		if empty, err := isEmpty(txn, pfxRecord); err != nil || empty {
-			return err
-		}
-		for mh, t := range mobiles {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			stored, err := indexRefs(txn, pfxMobileIdx, mh[:])
-			if err != nil {
-				return err
-			}
-			n := int(t.count)
-			for _, ref := range stored {
-				if _, inFile := refs[[hashLen]byte(ref)]; !inFile {
-					n++
-				}
-			}
-			if n > MaxPerMobile {
-				bad.add(int(t.firstLine), fmt.Sprintf("mobile would have %d beneficiaries with those already stored; at most %d are allowed", n, MaxPerMobile))
-			}
-		}
-		return nil
+	err = tmp.View(func(scratch *badger.Txn) error {
+		return s.db.View(func(txn *badger.Txn) error {
+			return s.checkScratch(ctx, scratch, txn, &bad)
+		})
 	})
 	if err != nil {
 		return sum, err
@@ -171,13 +396,142 @@ func (s *Store) checkImport(ctx context.Context, src RowSource) (ImportSummary, 
 	return sum, nil
 }
 
-func sortProblems(p []ImportProblem) {
-	// Insertion into line order; the list is short and nearly sorted.
-	for i := 1; i < len(p); i++ {
-		for j := i; j > 0 && p[j].Line < p[j-1].Line; j-- {
-			p[j], p[j-1] = p[j-1], p[j]
+// Key prefixes of the scratch database.
+const (
+	scratchRef    = 'R' // R + ref hash + line → nil
+	scratchMobile = 'M' // M + mobile hash + line → ref hash
+	scratchDup    = 'D' // D + line → nil: a row whose reference id repeats
+)
+
+// openScratch opens a temporary database for checkImport: in memory for
+// an in-memory store, otherwise in a directory inside the data directory
+// (same disk, same permissions), removed by cleanup. It holds only keyed
+// hashes and line numbers, nothing personal, so it is not encrypted.
+func (s *Store) openScratch() (*badger.DB, func(), error) {
+	opts := badger.DefaultOptions("").WithInMemory(true)
+	dir := ""
+	if s.dir != "" {
+		var err error
+		if dir, err = os.MkdirTemp(s.dir, "import-check-"); err != nil {
+			return nil, nil, fmt.Errorf("store: import check: %w", err)
 		}
+		opts = badger.DefaultOptions(dir)
 	}
+	// Small and bounded like the store's own options; no compression: keys
+	// are random hashes.
+	opts = opts.WithLogger(nil).WithMemTableSize(16 << 20).WithNumMemtables(2).
+		WithNumLevelZeroTables(3).WithNumLevelZeroTablesStall(8).WithBaseTableSize(2 << 20).
+		WithBlockCacheSize(8 << 20).WithIndexCacheSize(8 << 20).WithNumCompactors(2).
+		WithCompression(options.None).WithMetricsEnabled(false).WithDetectConflicts(false)
+	opts.TableSizeMultiplier = 1
+	db, err := badger.Open(opts)
+	if err != nil {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
+		return nil, nil, fmt.Errorf("store: import check: %w", err)
+	}
+	return db, func() {
+		_ = db.Close()
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
+	}, nil
+}
+
+func scratchLine(k []byte) int { return int(binary.BigEndian.Uint32(k[len(k)-4:])) }
+
+// checkScratch walks the sorted scratch keys. The rules and their wording
+// are those of a row-by-row check in file order: a reference id's first
+// row stands and every later one repeats it; on each mobile the first
+// MaxPerMobile rows (not counting repeats) stand and later ones are
+// refused; a mobile whose rows and stored beneficiaries (those the file
+// does not name) exceed MaxPerMobile is reported at its first row.
+func (s *Store) checkScratch(ctx context.Context, scratch, txn *badger.Txn, bad *ImportError) error {
+	// Repeated reference ids: same ref hash, in line order.
+	dups := map[int]bool{} // lines of repeats; bounded below
+	var (
+		prev      []byte
+		firstLine int
+	)
+	it := scratch.NewIterator(badger.IteratorOptions{Prefix: []byte{scratchRef}})
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		h := k[1 : 1+hashLen]
+		if bytes.Equal(prev, h) {
+			bad.add(scratchLine(k), fmt.Sprintf("reference_id repeats line %d", firstLine))
+			if len(dups) < 1<<16 {
+				dups[scratchLine(k)] = true
+			}
+			continue
+		}
+		prev, firstLine = append(prev[:0], h...), scratchLine(k)
+	}
+	it.Close()
+
+	stored := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxMobileIdx}})
+	defer stored.Close()
+	refs := scratch.NewIterator(badger.IteratorOptions{Prefix: []byte{scratchRef}})
+	defer refs.Close()
+	inFile := func(rh []byte) bool {
+		p := join([]byte{scratchRef}, rh)
+		refs.Seek(p)
+		return refs.ValidForPrefix(p)
+	}
+	var (
+		group []byte
+		count int
+		first int
+	)
+	flush := func() error {
+		if group == nil || count > MaxPerMobile {
+			return nil
+		}
+		// Beneficiaries already stored on this mobile count too, unless
+		// this file names them (and so re-places them).
+		p := join([]byte{pfxMobileIdx}, group)
+		n := count
+		for stored.Seek(p); stored.ValidForPrefix(p); stored.Next() {
+			k := stored.Item().Key()
+			if len(k) == len(p)+hashLen && !inFile(k[len(p):]) {
+				n++
+			}
+		}
+		if n > MaxPerMobile {
+			bad.add(first, fmt.Sprintf("mobile would have %d beneficiaries with those already stored; at most %d are allowed", n, MaxPerMobile))
+		}
+		return nil
+	}
+	it = scratch.NewIterator(badger.IteratorOptions{Prefix: []byte{scratchMobile}})
+	defer it.Close()
+	i := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		if i++; i%65536 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		k := it.Item().Key()
+		h, line := k[1:1+hashLen], scratchLine(k)
+		if !bytes.Equal(group, h) {
+			if err := flush(); err != nil {
+				return err
+			}
+			group, count, first = append(group[:0], h...), 0, line
+		}
+		if dups[line] {
+			continue
+		}
+		if count >= MaxPerMobile {
+			bad.add(line, fmt.Sprintf("mobile already has %d beneficiaries in this file (from line %d); at most %d are allowed", MaxPerMobile, first, MaxPerMobile))
+		}
+		count++ // past MaxPerMobile: the stored ones need not be counted
+	}
+	return flush()
+}
+
+func sortProblems(p []ImportProblem) {
+	slices.SortStableFunc(p, func(a, b ImportProblem) int { return a.Line - b.Line })
 }
 
 func isEmpty(txn *badger.Txn, pfx byte) (bool, error) {
@@ -192,11 +546,7 @@ func (s *Store) writeImport(ctx context.Context, src RowSource, sum *ImportSumma
 	defer wb.Cancel()
 	read := s.db.NewTransaction(false) // snapshot from before this pass
 	defer read.Discard()
-	empty, err := isEmpty(read, pfxRecord)
-	if err != nil {
-		return err
-	}
-	err = src(ctx, func(r ImportRow) error {
+	err := src(ctx, func(r ImportRow) error {
 		if sum.Rows%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -216,28 +566,26 @@ func (s *Store) writeImport(ctx context.Context, src RowSource, sum *ImportSumma
 		}
 		rkey := join([]byte{pfxRecord}, rh)
 		existed := false
-		if !empty {
-			old, err := getRecord(read, rh)
-			switch {
-			case errors.Is(err, ErrNotFound):
-			case err != nil:
-				return err
-			default:
-				oldVal, _ := encodeRecord(&old)
-				if bytes.Equal(oldVal, val) {
-					sum.Unchanged++
-					return nil
+		old, err := getRecord(read, rh)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			oldVal, _ := encodeRecord(&old)
+			if bytes.Equal(oldVal, val) {
+				sum.Unchanged++
+				return nil
+			}
+			existed = true
+			if old.Mobile != rec.Mobile {
+				if err := wb.Delete(join([]byte{pfxMobileIdx}, s.mobileHash(old.Mobile), rh)); err != nil {
+					return err
 				}
-				existed = true
-				if old.Mobile != rec.Mobile {
-					if err := wb.Delete(join([]byte{pfxMobileIdx}, s.mobileHash(old.Mobile), rh)); err != nil {
-						return err
-					}
-				}
-				if old.IDKey != "" && old.IDKey != rec.IDKey {
-					if err := wb.Delete(join([]byte{pfxIDIdx}, mustHex(old.IDKey), rh)); err != nil {
-						return err
-					}
+			}
+			if old.IDKey != "" && old.IDKey != rec.IDKey {
+				if err := wb.Delete(join([]byte{pfxIDIdx}, mustHex(old.IDKey), rh)); err != nil {
+					return err
 				}
 			}
 		}
@@ -268,10 +616,10 @@ func (s *Store) writeImport(ctx context.Context, src RowSource, sum *ImportSumma
 	return s.sync()
 }
 
-func (s *Store) setImportMarker(on bool) error {
+func (s *Store) setImportMarker(m byte) error {
 	err := s.db.Update(func(txn *badger.Txn) error {
-		if on {
-			return txn.Set(keyMetaImport, []byte{1})
+		if m != markerNone {
+			return txn.Set(keyMetaImport, []byte{m})
 		}
 		return txn.Delete(keyMetaImport)
 	})
@@ -281,17 +629,30 @@ func (s *Store) setImportMarker(on bool) error {
 	return s.sync()
 }
 
-// InterruptedImport reports whether an import's write pass began and did
-// not finish. Running that import again completes it.
-func (s *Store) InterruptedImport() (bool, error) {
-	found := false
+func (s *Store) importMarker() (byte, error) {
+	m := markerNone
 	err := s.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(keyMetaImport)
+		item, err := txn.Get(keyMetaImport)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
-		found = err == nil
-		return err
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			m = markerUpdate
+			if len(v) == 1 && v[0] == markerFresh {
+				m = markerFresh
+			}
+			return nil
+		})
 	})
-	return found, err
+	return m, err
+}
+
+// InterruptedImport reports whether an import's write pass began and did
+// not finish. Running that import again completes it.
+func (s *Store) InterruptedImport() (bool, error) {
+	m, err := s.importMarker()
+	return m != markerNone, err
 }

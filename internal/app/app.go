@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,6 +147,7 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 		log = NewLogger(deps.Stderr, cfg)
 	}
 	a = &App{Config: cfg, Registry: deps.Registry, Log: log, deps: deps}
+	applyMemoryLimit(cfg.MemoryLimit, log)
 	defer func() {
 		if err != nil {
 			_ = a.Stop()
@@ -423,4 +426,17 @@ func smsSender(cfg config.Config, deps Deps, log *slog.Logger) (otp.Sender, erro
 		From: cfg.TwilioFrom, MessagingServiceSID: cfg.TwilioMessagingServiceSID,
 		APIURL: cfg.TwilioAPIURL, Logger: log, Transport: deps.TwilioTransport,
 	})
+}
+
+// applyMemoryLimit sets the Go heap's soft limit from OTPGATE_MEMORY_LIMIT,
+// unless a limit is already in force (the operator's GOMEMLIMIT, which the
+// runtime applied at start, wins; the environment is not read here). Badger's allocations are on the Go heap (pure-Go build),
+// so this bounds them too: near the limit the collector runs more often
+// instead of letting garbage pile up to twice the live heap.
+func applyMemoryLimit(limit config.ByteSize, log *slog.Logger) {
+	if limit <= 0 || debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		return
+	}
+	debug.SetMemoryLimit(int64(limit))
+	log.Debug("memory limit set", "component", "app", "limit", limit.String())
 }

@@ -86,6 +86,8 @@ type Config struct {
 	GrantTTL           time.Duration `envconfig:"GRANT_TTL" default:"10m" desc:"how long a successful OTP lets the chat user see the record"`
 	ReleaseDeleteAfter time.Duration `envconfig:"RELEASE_DELETE_AFTER" default:"10m" desc:"delete messages carrying a record after this long; under 48h (Telegram deletes no older messages)"`
 
+	MemoryLimit ByteSize `envconfig:"MEMORY_LIMIT" default:"192MiB" desc:"soft limit of the Go heap (GOMEMLIMIT; the GOMEMLIMIT variable itself wins when set): the garbage collector works harder near it, so that serve and import stay within a fixed budget whatever the number of records; at least 64MiB, or off"`
+
 	FloodPerMinute int `envconfig:"FLOOD_PER_MINUTE" default:"20" desc:"chat messages one user may send per minute; past it the user is told once to slow down and ignored until the minute is over"`
 
 	StaffUsers StaffUsers `envconfig:"STAFF_USERS" default:"" desc:"support staff as comma-separated id:label pairs, e.g. 4521:Asha,6930:desk 7 — the Telegram user id, and the short label (1-16 of A-Z a-z 0-9 . _ - space) beneficiaries see in the consent SMS and /history instead of the id"`

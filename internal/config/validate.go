@@ -24,6 +24,9 @@ const (
 	MaxOTPAttempts = 10
 	// MaxReleaseDeleteAfter: Telegram lets bots delete messages under 48 h old.
 	MaxReleaseDeleteAfter = 48*time.Hour - time.Minute
+	// MinMemoryLimit: below it the garbage collector would run without
+	// pause against Badger's fixed allocations.
+	MinMemoryLimit = 64 << 20
 
 	defaultTelegramAPIURL = "https://api.telegram.org"
 )
@@ -87,6 +90,12 @@ var validators = map[string]func(c *Config) error{
 	},
 	"GrantTTL":       func(c *Config) error { return positive(c.GrantTTL) },
 	"FloodPerMinute": func(c *Config) error { return atLeastOne(c.FloodPerMinute) },
+	"MemoryLimit": func(c *Config) error {
+		if c.MemoryLimit != 0 && c.MemoryLimit < MinMemoryLimit {
+			return fmt.Errorf("is %s; at least %s (Badger's memtables and caches alone take about 60MiB), or off", c.MemoryLimit, ByteSize(MinMemoryLimit))
+		}
+		return nil
+	},
 	"ReleaseDeleteAfter": func(c *Config) error {
 		if err := positive(c.ReleaseDeleteAfter); err != nil {
 			return err

@@ -19,7 +19,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -247,6 +249,11 @@ func sniff(r io.Reader) (Format, error) {
 // validation comes with Problem set and a zero Record. Rows stops at the
 // first error fn returns and returns it unchanged; it returns ctx.Err() if
 // ctx ends, and an error for a file it cannot read.
+//
+// Lines are parsed and validated on every core: one goroutine reads
+// chunks of lines, a worker per core parses them, and fn sees the rows of
+// each chunk in order, on the caller's goroutine. At most a few chunks
+// (about 2 MiB) are in flight.
 func (f *File) Rows(ctx context.Context, fn func(store.ImportRow) error) error {
 	pass := int(f.pass.Add(1))
 	if err := ctx.Err(); err != nil {
@@ -255,20 +262,133 @@ func (f *File) Rows(ctx context.Context, fn func(store.ImportRow) error) error {
 	if err := f.checkUnchanged(); err != nil {
 		return err
 	}
-	cr := &countingReader{r: io.NewSectionReader(f.r, 0, f.size)}
-	lr := newLineReader(cr)
+	inner, cancel := context.WithCancel(ctx)
+	defer cancel()
 	v := newValidator(f.now())
+	workers := max(1, runtime.GOMAXPROCS(0))
+	work := make(chan *chunk, workers)
+	order := make(chan *chunk, 2*workers)
 	var (
-		lastProgress int64
-		rows         int
-		rowFn        func(line []byte, n int) store.ImportRow
+		wg      sync.WaitGroup
+		readErr error
 	)
+	wg.Go(func() {
+		defer close(order)
+		defer close(work)
+		readErr = f.readChunks(inner, work, order)
+	})
+	for range workers {
+		wg.Go(func() {
+			rowFn := f.parser(v)
+			for c := range work {
+				c.parse(rowFn)
+			}
+		})
+	}
+	err := f.deliver(inner, pass, order, fn)
+	cancel()
+	for range order { // let the reader finish; workers drain work
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if readErr != nil {
+		return readErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if f.prog != nil {
+		f.prog(pass, f.size, f.size)
+	}
+	return f.checkUnchanged()
+}
+
+// deliver hands the rows of each chunk, in order, to fn.
+func (f *File) deliver(ctx context.Context, pass int, order <-chan *chunk, fn func(store.ImportRow) error) error {
+	var lastProgress int64
+	for c := range order {
+		<-c.done
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for i := range c.rows {
+			if err := fn(c.rows[i]); err != nil {
+				return err
+			}
+		}
+		if f.prog != nil && c.readTo-lastProgress >= progressEvery {
+			lastProgress = c.readTo
+			f.prog(pass, c.readTo, f.size)
+		}
+	}
+	return nil
+}
+
+func (f *File) parser(v *validator) func(line []byte, n int) store.ImportRow {
 	if f.format == FormatCSV {
 		p := &csvParser{split: newCSVSplitter(), layout: f.csv, v: v}
-		rowFn = p.row
-	} else {
-		p := &jsonParser{v: v}
-		rowFn = p.row
+		return p.row
+	}
+	p := &jsonParser{v: v}
+	return p.row
+}
+
+// Chunk bounds: lines and bytes.
+const (
+	chunkLines = 512
+	chunkBytes = 256 << 10
+)
+
+// chunk is a run of lines and, once parsed, their rows.
+type chunk struct {
+	buf    []byte // the lines, end to end
+	ends   []int  // end of each line in buf; -1: too long
+	nums   []int  // line numbers
+	readTo int64  // bytes of the file read after the chunk
+	rows   []store.ImportRow
+	done   chan struct{}
+}
+
+func (c *chunk) parse(rowFn func(line []byte, n int) store.ImportRow) {
+	defer close(c.done)
+	c.rows = make([]store.ImportRow, len(c.nums))
+	start := 0
+	for i, end := range c.ends {
+		if end < 0 {
+			c.rows[i] = store.ImportRow{Line: c.nums[i], Problem: fmt.Sprintf("line too long (more than %d bytes)", MaxLineBytes)}
+			continue
+		}
+		c.rows[i] = rowFn(c.buf[start:end], c.nums[i])
+		start = end
+	}
+}
+
+// readChunks reads the file's lines into chunks and sends each to work
+// (to be parsed) and to order (to be delivered), in file order.
+func (f *File) readChunks(ctx context.Context, work, order chan<- *chunk) error {
+	cr := &countingReader{r: io.NewSectionReader(f.r, 0, f.size)}
+	lr := newLineReader(cr)
+	newChunk := func() *chunk {
+		return &chunk{buf: make([]byte, 0, chunkBytes+MaxLineBytes), done: make(chan struct{})}
+	}
+	c := newChunk()
+	send := func() error {
+		c.readTo = cr.n
+		for _, ch := range []chan<- *chunk{order, work} {
+			select {
+			case ch <- c:
+			case <-ctx.Done():
+				close(c.done) // never parsed: nobody waits for it
+				return ctx.Err()
+			}
+		}
+		c = newChunk()
+		return nil
 	}
 	for {
 		line, n, err := lr.next()
@@ -278,36 +398,26 @@ func (f *File) Rows(ctx context.Context, fn func(store.ImportRow) error) error {
 		if err != nil && !errors.Is(err, errLineTooLong) {
 			return fmt.Errorf("recordfile: line %d: %w", n, err)
 		}
-		rows++
-		if rows%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if f.prog != nil && cr.n-lastProgress >= progressEvery {
-			lastProgress = cr.n
-			f.prog(pass, cr.n, f.size)
-		}
 		if f.format == FormatCSV && n <= f.csv.headerLine {
 			continue
 		}
-		var row store.ImportRow
+		c.nums = append(c.nums, n)
 		if err != nil {
-			row = store.ImportRow{Line: n, Problem: fmt.Sprintf("line too long (more than %d bytes)", MaxLineBytes)}
+			c.ends = append(c.ends, -1)
 		} else {
-			row = rowFn(line, n)
+			c.buf = append(c.buf, line...)
+			c.ends = append(c.ends, len(c.buf))
 		}
-		if err := fn(row); err != nil {
-			return err
+		if len(c.nums) == chunkLines || len(c.buf) >= chunkBytes {
+			if err := send(); err != nil {
+				return err
+			}
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if len(c.nums) > 0 {
+		return send()
 	}
-	if f.prog != nil {
-		f.prog(pass, cr.n, f.size)
-	}
-	return f.checkUnchanged()
+	return nil
 }
 
 // checkUnchanged guards the two-pass import: if the file was rewritten in
