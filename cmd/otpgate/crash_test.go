@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
+	"github.com/otpgate/otpgate/otp/twilio/twiliotest"
+)
+
+const crashRecord = `{"reference_id":"77770000000001","name":"Leela Menon","birth_year":1979,"gender":"F","mobile":"9000000501","id_type":"aadhaar","id_number":"777700000001"}
+`
+
+func crashEnv(t *testing.T, tg *tf.Server, tw *twiliotest.Server, extra ...string) []string {
+	t.Helper()
+	return append([]string{
+		"OTPGATE_MASTER_KEY=" + hex.EncodeToString(bytes.Repeat([]byte{5}, keyHexLen)),
+		"OTPGATE_DATA_DIR=" + filepath.Join(t.TempDir(), "data"),
+		"OTPGATE_TELEGRAM_TOKEN=" + tgToken, "OTPGATE_TELEGRAM_API_URL=" + tg.URL(),
+		"OTPGATE_TWILIO_ACCOUNT_SID=" + twSID, "OTPGATE_TWILIO_AUTH_TOKEN=" + twToken,
+		"OTPGATE_TWILIO_FROM=" + twFrom, "OTPGATE_TWILIO_API_URL=" + tw.URL(),
+	}, extra...)
+}
+
+// TestRecordDeletedAfterKill9: Telegram takes the record (the edit that
+// puts it into its placeholder) and the process is killed with SIGKILL
+// before the answer arrives. A new process on the same data directory
+// still deletes the message on time, and no second copy exists.
+func TestRecordDeletedAfterKill9(t *testing.T) {
+	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
+	defer tg.Close()
+	tw := twiliotest.New(twSID, twToken)
+	defer tw.Close()
+	const deleteAfter = 4 * time.Second
+	env := crashEnv(t, tg, tw, "OTPGATE_RELEASE_DELETE_AFTER="+deleteAfter.String())
+	cmd, logs := importAndServe(t, tg, env, crashRecord)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	chat, from := tf.Private(901), tf.User{ID: 901, FirstName: "L", LanguageCode: "en"}
+	tg.SendText(chat, from, "/lookup 9000000501")
+	sms, err := tw.WaitMessages(ctx, 1)
+	if err != nil {
+		t.Fatalf("no SMS: %v\n%s", err, logs)
+	}
+	// The edit that reveals the record takes effect, and never answers.
+	tg.HangAfter("editMessageText", 1)
+	tg.SendText(chat, from, regexp.MustCompile(`\b\d{6}\b`).FindString(sms[0].Body))
+	msgs, err := tg.WaitLatest(ctx, 901, 2, func(m tf.SentMessage) bool { return strings.Contains(m.Text, "Leela Menon") })
+	if err != nil {
+		t.Fatalf("the record never reached the chat: %v\n%s", err, logs)
+	}
+	record := msgs[1]
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = cmd.Process.Wait()
+
+	_, logs2 := otpgateProcessServing(t, tg, env)
+	if err := tg.WaitFor(ctx, func() bool { _, ok := tg.DeletedAt(901, record.MessageID); return ok }); err != nil {
+		t.Fatalf("the record was not deleted after the restart: %v\n%s", err, logs2)
+	}
+	// Due a deleteAfter after the placeholder went out, and not before.
+	if at, _ := tg.DeletedAt(901, record.MessageID); at.Before(record.Time.Add(deleteAfter - time.Second)) {
+		t.Fatalf("deleted at %s, before it was due (sent %s, +%s)", at, record.Time, deleteAfter)
+	}
+	for _, m := range tg.Latest(901) {
+		if _, deleted := tg.DeletedAt(901, m.MessageID); strings.Contains(m.Text, "Leela Menon") && !deleted {
+			t.Fatalf("a copy of the record escaped deletion: %+v", m)
+		}
+	}
+}
+
+// TestRecordDeletedAfter5xx: Telegram takes the record and the proxy in
+// front of it answers 502. The one copy is deleted on time; none is sent
+// again outside the schedule.
+func TestRecordDeletedAfter5xx(t *testing.T) {
+	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
+	defer tg.Close()
+	tw := twiliotest.New(twSID, twToken)
+	defer tw.Close()
+	env := crashEnv(t, tg, tw, "OTPGATE_RELEASE_DELETE_AFTER=3s")
+	_, logs := importAndServe(t, tg, env, crashRecord)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	chat, from := tf.Private(902), tf.User{ID: 902, FirstName: "L", LanguageCode: "en"}
+	tg.SendText(chat, from, "/lookup 9000000501")
+	sms, err := tw.WaitMessages(ctx, 1)
+	if err != nil {
+		t.Fatalf("no SMS: %v\n%s", err, logs)
+	}
+	tg.FailAfter("editMessageText", 1, 502)
+	tg.FailAfter("sendMessage", 1, 502)
+	tg.SendText(chat, from, regexp.MustCompile(`\b\d{6}\b`).FindString(sms[0].Body))
+	err = tg.WaitFor(ctx, func() bool {
+		n := 0
+		for _, m := range tg.Latest(902) {
+			if strings.Contains(m.Text, "Leela Menon") {
+				if _, deleted := tg.DeletedAt(902, m.MessageID); !deleted {
+					return false
+				}
+				n++
+			}
+		}
+		return n >= 1
+	})
+	if err != nil {
+		t.Fatalf("a copy of the record is still in the chat: %+v\n%s", tg.Latest(902), logs)
+	}
+}
+
+// otpgateProcessServing starts serve again on env and waits until it polls.
+func otpgateProcessServing(t *testing.T, tg *tf.Server, env []string) (*syncBuffer, *syncBuffer) {
+	t.Helper()
+	_, out, logs := otpgateProcess(t, env, "serve")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := tg.WaitFor(ctx, tg.Polling); err != nil {
+		t.Fatalf("serve did not start polling again: %v\n%s", err, logs)
+	}
+	return out, logs
+}
