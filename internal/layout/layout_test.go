@@ -1,7 +1,10 @@
 package layout
 
 import (
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -55,6 +58,7 @@ func matchAny(patterns []string, pkg string) bool {
 // imports (field "Imports").
 func deps(t *testing.T, field string) map[string][]string {
 	t.Helper()
+	touchSources(t)
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}:{{join .`+field+` " "}}`, module+"/...").Output()
 	if err != nil {
 		var stderr string
@@ -142,5 +146,35 @@ func TestFakesStayInTests(t *testing.T) {
 				t.Errorf("%s links the test fake %s", pkg, rel(d))
 			}
 		}
+	}
+}
+
+// touchSources opens every Go file of the module, so that go test's cache
+// (which records the files a test opens, not those its `go list` reads)
+// reruns this test whenever an import changes.
+func touchSources(t *testing.T) {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".go") || d.Name() == "go.mod") {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
