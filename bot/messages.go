@@ -79,6 +79,9 @@ const (
 	msgHistoryOther
 	msgHistoryRecord
 	msgHistoryNames
+	// Added for the request tag (issue 11).
+	msgCodeSentTagged
+	msgStaffCodeSentTagged
 	msgCount // keep last
 )
 
@@ -168,6 +171,9 @@ var english = [msgCount]string{
 	msgHistoryOther:       "another chat user with the code",
 	msgHistoryRecord:      "a record",
 	msgHistoryNames:       "the list of names",
+
+	msgCodeSentTagged:      "If this number is registered, a %d-digit code has been sent to it by SMS. The SMS mentions request %s, so you can tell it is the answer to this request. Reply with the code within %d minutes.\n\nDidn't get it? Wait a minute, then send /lookup again.",
+	msgStaffCodeSentTagged: "If a record matches, a code has been sent by SMS to the mobile number registered on it; the SMS mentions request %s. Ask the person for the code, then tap the button below and enter it in our private chat within %d minutes. The button works only for you, once, for this lookup.",
 }
 
 // idTypeNames are shown for the ID line.

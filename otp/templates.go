@@ -16,6 +16,9 @@ type SMSData struct {
 	Code    string // the one-time code
 	Minutes int    // validity
 	Agent   string // staff label, for staff lookups
+	// Tag is a short tag, e.g. KX42, that the requesting chat is also
+	// shown, so a person can tell which request a code answers.
+	Tag string
 }
 
 // Templates holds one SMS text per audience and language. Indian carriers
@@ -29,12 +32,12 @@ type Templates struct {
 // and warn not to share the code.
 var defaultTemplates = map[store.Audience]map[string]string{
 	store.AudienceBeneficiary: {
-		"en": "{{.Code}} is your otpgate code to view your vaccination record. Valid for {{.Minutes}} min. Do not share it with anyone.",
-		"hi": "{{.Code}} आपके टीकाकरण रिकॉर्ड देखने के लिए otpgate कोड है। {{.Minutes}} मिनट तक मान्य। इसे किसी के साथ साझा न करें।",
+		"en": "{{.Code}} is your otpgate code to view your vaccination record (request {{.Tag}}). Valid {{.Minutes}} min. Never share it with anyone.",
+		"hi": "{{.Code}} टीकाकरण रिकॉर्ड देखने के लिए आपका otpgate कोड है (अनुरोध {{.Tag}})। {{.Minutes}} मिनट तक मान्य। इसे कभी किसी को न बताएँ।",
 	},
 	store.AudienceStaff: {
-		"en": "{{.Code}} is your otpgate code to let helpdesk agent #{{.Agent}} view your vaccination record. Valid for {{.Minutes}} min. Share it only if you asked them for help.",
-		"hi": "{{.Code}} otpgate कोड है, जिससे हेल्पडेस्क एजेंट #{{.Agent}} आपका टीकाकरण रिकॉर्ड देख सकेंगे। {{.Minutes}} मिनट तक मान्य। इसे तभी बताएँ जब आपने उनसे मदद माँगी हो।",
+		"en": "{{.Code}} is your otpgate code to let helpdesk agent #{{.Agent}} view your vaccination record (request {{.Tag}}). Valid {{.Minutes}} min. Share it only if you asked them for help.",
+		"hi": "{{.Code}} otpgate कोड (अनुरोध {{.Tag}}): हेल्पडेस्क एजेंट #{{.Agent}} आपका टीका रिकॉर्ड देखेंगे। {{.Minutes}} मिनट वैध। मदद माँगी हो तभी बताएँ।",
 	},
 }
 
@@ -51,8 +54,9 @@ func DefaultTemplates() Templates {
 //
 //	{"beneficiary": {"en": "...", "hi": "..."}, "staff": {"en": "...", "hi": "..."}}
 //
-// Missing entries keep the defaults. Every template must use {{.Code}};
-// staff templates must also use {{.Agent}}, so the owner learns who asks.
+// Missing entries keep the defaults. Every template must use {{.Code}} and
+// {{.Tag}}, so the owner can tell which request a code answers; staff
+// templates must also use {{.Agent}}, so the owner learns who asks.
 func LoadTemplates(r io.Reader) (Templates, error) {
 	var in map[store.Audience]map[string]string
 	dec := json.NewDecoder(r)
@@ -92,6 +96,9 @@ func parseTemplates(src map[store.Audience]map[string]string) (Templates, error)
 			name := string(a) + "/" + l
 			if !strings.Contains(s, "{{.Code}}") {
 				errs = append(errs, fmt.Errorf("sms template %s: must contain {{.Code}}", name))
+			}
+			if !strings.Contains(s, "{{.Tag}}") {
+				errs = append(errs, fmt.Errorf("sms template %s: must contain {{.Tag}} so the owner can tell which request the code answers", name))
 			}
 			if a == store.AudienceStaff && !strings.Contains(s, "{{.Agent}}") {
 				errs = append(errs, fmt.Errorf("sms template %s: must contain {{.Agent}} so the owner knows who asks", name))
