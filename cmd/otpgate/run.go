@@ -33,6 +33,7 @@ func commands() []command {
 		{"audit", "verify the audit chain, or export it as JSON Lines", runAudit},
 		{"backup", "write an encrypted backup of the data directory, even while serve runs", runBackup},
 		{"restore", "restore a backup into an empty data directory", runRestore},
+		{"limits", "show the running bot's SMS send caps, or lift a drained one", runLimits},
 		{"config", "print every setting with its default and description", runConfig},
 	}
 }
