@@ -145,16 +145,22 @@ type ownerEpoch struct {
 //   - every check passes: all windows are counted and the challenge is
 //     stored; it is a decoy when p.Decoy says so. The outcome is
 //     IssueStored, and the caller sends the code unless it is a decoy.
-//   - the requester asked too often, is locked by its wrong codes, the
-//     mobile is locked, cooling down for this requester, or a send window
-//     is full: nothing else is counted and a decoy replaces the requester's
-//     previous code; the outcome names the check. The one exception:
-//     repeating the very same lookup (same identifier, records and tag)
-//     inside the cooldown keeps the code already on its way.
+//   - a check refuses: nothing after it is counted and a decoy replaces
+//     the requester's previous code; the outcome names the check. The
+//     checks run in three stages — the requester's own (requests, its
+//     wrong-code lock), the shared windows (number range, global: counted as
+//     soon as they pass), then the destination's (mobile lock, cooldown for
+//     this requester, the mobile's hourly and daily windows or the owner's
+//     reserve). The one exception: repeating the very same lookup (same
+//     identifier, records and tag) inside the cooldown keeps the code
+//     already on its way.
 //
-// The checks read only counters keyed by what the requester named, never
-// whether it is registered, so a requester sees the same outcomes — through
-// its own phone, its replies and the public metrics — either way.
+// No check reads whether anything is registered. For a mobile every window
+// is keyed by the number itself, registered or not; a lookup by reference
+// or ID number is keyed by the record's mobile, or by the identifier when
+// there is none, and so only its destination's windows may differ — which
+// is why the shared windows, the ones other requesters can observe through
+// their own phones, are counted before those.
 func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutcome, error) {
 	c := p.Challenge
 	if c.ID == "" {
@@ -176,18 +182,22 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 		label   string
 		outcome IssueOutcome
 	}
-	var windows []sendWindow
+	// Shared windows: pools that every requester draws on, so what they
+	// count must not depend on anything keyed by a record's mobile.
+	var shared []sendWindow
+	if p.Prefix != "" {
+		shared = append(shared, sendWindow{counterKey(counterPrefixHour, s.prefixSubject(p.Prefix)), p.PrefixHour, p.Prefix, IssuePrefixVelocity})
+	}
+	shared = append(shared, sendWindow{counterKey(counterGlobalHour, nil), p.Global, "", IssueGlobalLimit})
+	// The destination's windows.
+	var own []sendWindow
 	if p.ByOwner {
-		windows = append(windows, sendWindow{counterKey(counterOwnerHour, mobile), p.OwnerSends, "", IssueOwnerLimit})
+		own = append(own, sendWindow{counterKey(counterOwnerHour, mobile), p.OwnerSends, "", IssueOwnerLimit})
 	} else {
-		windows = append(windows,
+		own = append(own,
 			sendWindow{counterKey(counterMobileHour, mobile), p.MobileHour, "", IssueMobileHourly},
 			sendWindow{counterKey(counterMobileDay, mobile), p.MobileDay, "", IssueMobileDaily})
 	}
-	if p.Prefix != "" {
-		windows = append(windows, sendWindow{counterKey(counterPrefixHour, s.prefixSubject(p.Prefix)), p.PrefixHour, p.Prefix, IssuePrefixVelocity})
-	}
-	windows = append(windows, sendWindow{counterKey(counterGlobalHour, nil), p.Global, "", IssueGlobalLimit})
 	cool := Limit{Max: 1, Period: p.Cooldown}
 	coolKey := counterKey(counterCooldown, pairSubject(mobile, requester))
 	reqKey := counterKey(counterRequests, s.mac(s.indexKey, "requests:"+c.Requester+"\x00"+c.Purpose))
@@ -207,6 +217,18 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 			}
 			return err
 		}
+		count := func(ws []sendWindow) error {
+			for _, w := range ws {
+				if outcome != IssueStored || !w.limit.On() {
+					continue
+				}
+				if _, err := bumpLabelled(txn, w.key, now, w.limit, w.label); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		// 1. The requester's own checks: what it asked, what it typed.
 		if p.Requests.On() {
 			w, err := bump(txn, reqKey, now, p.Requests)
 			if err != nil {
@@ -219,6 +241,20 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 		if err := check(IssueRequesterLocked, counterKey(CounterWrongByRequester, requester), p.RequesterWrong); err != nil {
 			return err
 		}
+		// 2. The shared windows, checked and counted before anything keyed
+		// by the destination: a lookup by reference or ID number is keyed
+		// by the record's mobile when there is one and by the identifier
+		// when there is none, and whatever those windows decide must not
+		// reach a pool other requesters can observe.
+		for _, w := range shared {
+			if err := check(w.outcome, w.key, w.limit); err != nil {
+				return err
+			}
+		}
+		if err := count(shared); err != nil {
+			return err
+		}
+		// 3. The destination's checks and windows.
 		if !p.ByOwner {
 			if err := check(IssueMobileLocked, counterKey(CounterWrongByMobile, mobile), p.MobileWrong); err != nil {
 				return err
@@ -227,24 +263,17 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 		if err := check(IssueCooldown, coolKey, cool); err != nil {
 			return err
 		}
-		for _, w := range windows {
+		for _, w := range own {
 			if err := check(w.outcome, w.key, w.limit); err != nil {
 				return err
 			}
 		}
-		if outcome == IssueStored {
-			if cool.On() {
-				if _, err := bump(txn, coolKey, now, cool); err != nil {
-					return err
-				}
-			}
-			for _, w := range windows {
-				if !w.limit.On() {
-					continue
-				}
-				if _, err := bumpLabelled(txn, w.key, now, w.limit, w.label); err != nil {
-					return err
-				}
+		if err := count(own); err != nil {
+			return err
+		}
+		if outcome == IssueStored && cool.On() {
+			if _, err := bump(txn, coolKey, now, cool); err != nil {
+				return err
 			}
 		}
 		c.Decoy = p.Decoy != "" || outcome != IssueStored
