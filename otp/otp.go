@@ -402,13 +402,13 @@ func (s *Service) issueAndSend(ctx context.Context, r Request, tag string, log *
 	case errors.Is(err, store.ErrNotFound):
 		decoy = decoyNoTarget
 		t = store.Target{MobileKey: lookup}
-		if r.Identifier.Kind == pii.KindMobile {
-			t.Mobile = r.Identifier.Mobile // for the country check only: nothing is sent
-		}
 	case err != nil:
 		return err
 	}
-	if t.Mobile != "" && !slices.Contains(s.pol.Countries, pii.CountryCode(t.Mobile)) && decoy == "" {
+	if decoy == "" && !slices.Contains(s.pol.Countries, pii.CountryCode(t.Mobile)) {
+		// Counted like any other decoy: the destination of a lookup by
+		// reference or ID number must not decide what reaches the shared
+		// windows.
 		decoy = decoyCountry
 	}
 	// The prefix window bounds what a pumping attack can direct at a number
@@ -422,7 +422,7 @@ func (s *Service) issueAndSend(ctx context.Context, r Request, tag string, log *
 	}
 	byOwner := r.ProvedByContact && r.Identifier.Kind == pii.KindMobile && r.Audience == store.AudienceBeneficiary
 	log = log.With("mobile_key", t.MobileKey[:12])
-	if t.Mobile != "" && decoy == "" {
+	if decoy == "" {
 		log = log.With("mobile", t.Mobile)
 	}
 	code, err := newCode(s.pol.CodeLength)
