@@ -154,7 +154,7 @@ func childServe(file, dir string, trips int) error {
 // phone as soon as it is sent (no polling, so the time is the program's).
 func phoneFlow(ctx context.Context, svc *otp.Service, st *store.Store, ph *phone, requester string, m pii.Mobile) error {
 	codes := ph.expect(m.E164())
-	err := svc.Request(ctx, otp.Request{Requester: requester, Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: m},
+	_, err := svc.Request(ctx, otp.Request{Requester: requester, Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: m},
 		Audience: store.AudienceBeneficiary, Lang: "en"})
 	if err != nil {
 		return err

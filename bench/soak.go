@@ -114,7 +114,7 @@ func benchSoak(args []string) error {
 
 func soakFlow(ctx context.Context, svc *otp.Service, st *store.Store, ph *otptest.Phone, requester string, m pii.Mobile, wrongFirst bool) error {
 	before := ph.Code(m.E164())
-	err := svc.Request(ctx, otp.Request{Requester: requester, Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: m},
+	_, err := svc.Request(ctx, otp.Request{Requester: requester, Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: m},
 		Audience: store.AudienceBeneficiary, Lang: "en"})
 	if err != nil {
 		return err

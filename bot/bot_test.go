@@ -115,12 +115,29 @@ func TestBeneficiaryFlow(t *testing.T) {
 	}
 }
 
+// tagRe finds the request tag a reply or an SMS names.
+var tagRe = regexp.MustCompile(`\b[` + otp.TagLetters + `]{2}[0-9]{2}\b`)
+
+// untagged returns s with its one request tag replaced by a placeholder,
+// and the tag; it fails the test unless s names exactly one tag.
+func untagged(t *testing.T, s string) (string, string) {
+	t.Helper()
+	tags := tagRe.FindAllString(s, -1)
+	if len(tags) != 1 {
+		t.Fatalf("want one request tag in %q, found %v", s, tags)
+	}
+	return strings.Replace(s, tags[0], "<tag>", 1), tags[0]
+}
+
 func TestRegisteredAndUnknownLookAlike(t *testing.T) {
 	h := newHarness(t)
-	known := joined(h.send(t, 1, "/lookup 9000000202"))
-	unknown := joined(h.send(t, 2, "/lookup 9876543210"))
+	known, knownTag := untagged(t, joined(h.send(t, 1, "/lookup 9000000202")))
+	unknown, _ := untagged(t, joined(h.send(t, 2, "/lookup 9876543210")))
 	if known != unknown {
 		t.Fatalf("replies differ:\nknown:   %q\nunknown: %q", known, unknown)
+	}
+	if sms := h.ph.Last("9000000202"); !strings.Contains(sms, "request "+knownTag) {
+		t.Fatalf("the chat was shown tag %s, the SMS says %q", knownTag, sms)
 	}
 	// And the wrong-code replies are the same whatever the reason.
 	wrongKnown := joined(h.send(t, 1, "000000"))

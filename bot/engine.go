@@ -36,7 +36,8 @@ import (
 
 // Gate issues and checks codes. *otp.Service implements it.
 type Gate interface {
-	Request(ctx context.Context, r otp.Request) error
+	// Request queues a code request and returns the request tag to show.
+	Request(ctx context.Context, r otp.Request) (string, error)
 	Verify(ctx context.Context, requester string, audience store.Audience, code pii.Code) (store.Grant, error)
 	Cancel(ctx context.Context, requester string, audience store.Audience) error
 }

@@ -57,7 +57,7 @@ func (c *conv) staffLookup(arg string) {
 		return
 	}
 	requester := c.requester()
-	err = c.e.o.Gate.Request(c.ctx, otp.Request{
+	tag, err := c.e.o.Gate.Request(c.ctx, otp.Request{
 		Requester: requester, Identifier: id, Audience: store.AudienceStaff,
 		Agent: c.e.staffUsers[c.u.UserID], Lang: c.lang,
 	})
@@ -72,7 +72,7 @@ func (c *conv) staffLookup(arg string) {
 		c.say(msgTryLater)
 		return
 	}
-	r := c.say(msgStaffCodeSent, minutes(c.e.o.CodeTTL))
+	r := c.say(msgStaffCodeSentTagged, tag, minutes(c.e.o.CodeTTL))
 	r.Buttons = [][]Button{{{Text: text(c.lang, msgStaffButton), Start: token}}}
 	// The lookup itself named a person: take it out of the group.
 	r.DeleteMessage = c.u.MessageID

@@ -41,21 +41,29 @@ func (c *conv) contact() {
 		c.say(msgNotYourContact)
 		return
 	}
-	c.lookupMobile(ct.Phone)
+	// Telegram vouches that this is the sender's own number: the request
+	// draws on the owner's reserved budget.
+	c.requestMobile(ct.Phone, true)
 }
 
-func (c *conv) lookupMobile(input string) {
+// lookupMobile asks for a code to the mobile the user typed.
+func (c *conv) lookupMobile(input string) { c.requestMobile(input, false) }
+
+// requestMobile asks for a code to input's mobile; provedByContact says the
+// chat platform vouched that the number is the sender's own.
+func (c *conv) requestMobile(input string, provedByContact bool) {
 	m, err := pii.ParseMobile(input)
 	if err != nil {
 		c.s.state = stateAwaitMobile
 		c.say(msgNotMobile)
 		return
 	}
-	err = c.e.o.Gate.Request(c.ctx, otp.Request{
-		Requester:  c.requester(),
-		Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: m},
-		Audience:   store.AudienceBeneficiary,
-		Lang:       c.lang,
+	tag, err := c.e.o.Gate.Request(c.ctx, otp.Request{
+		Requester:       c.requester(),
+		Identifier:      pii.Identifier{Kind: pii.KindMobile, Mobile: m},
+		Audience:        store.AudienceBeneficiary,
+		Lang:            c.lang,
+		ProvedByContact: provedByContact,
 	})
 	if err != nil {
 		c.e.log.Error("code request", "err", err)
@@ -63,7 +71,7 @@ func (c *conv) lookupMobile(input string) {
 		return
 	}
 	c.s.state = stateAwaitCode
-	r := c.say(msgCodeSent, c.e.o.CodeLength, minutes(c.e.o.CodeTTL))
+	r := c.say(msgCodeSentTagged, c.e.o.CodeLength, tag, minutes(c.e.o.CodeTTL))
 	r.RemoveKeyboard = true
 }
 

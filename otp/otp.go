@@ -3,9 +3,14 @@
 // sends it through an SMS Sender, and turns a correct code into a grant.
 //
 // Requests are enumeration-safe: Request returns at once with the same
-// result whether the identifier exists, has no mobile, is limited or is
-// locked; all the work, including the SMS, happens on a bounded pool of
-// background workers.
+// result — and a random request tag — whether the identifier exists, has no
+// mobile, is limited or is locked; all the work, including the SMS, happens
+// on a bounded pool of background workers. Every request stores a
+// challenge: a real one, or a decoy that is counted, aged and rejected
+// exactly like one but sends nothing. Every window lives in the store and is
+// keyed by what the requester named, so nothing a requester can observe —
+// its replies, whether its own phone still gets codes, the public metrics —
+// depends on whether someone else's number is registered.
 package otp
 
 import (
@@ -18,12 +23,11 @@ import (
 	"log/slog"
 	"math/big"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/ulule/limiter/v3"
-	"github.com/ulule/limiter/v3/drivers/store/memory"
 
 	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
@@ -48,10 +52,13 @@ func (e *RejectedError) Is(target error) bool { return target == ErrCodeRejected
 // Store is the part of the store the service uses.
 type Store interface {
 	Resolve(ctx context.Context, id pii.Identifier) (store.Target, error)
+	LookupKey(id pii.Identifier) string
 	Issue(ctx context.Context, p store.IssueParams) (store.Challenge, store.IssueOutcome, error)
 	Verify(ctx context.Context, p store.VerifyParams) (store.Grant, store.VerifyOutcome, error)
 	CancelChallenge(ctx context.Context, requester, purpose string) error
 	Audit(ctx context.Context, entries ...store.AuditEntry) error
+	SendWindows(ctx context.Context, global, prefix store.Limit) ([]store.SendWindow, error)
+	LiftSendWindow(ctx context.Context, cap, rng, actor string) (bool, error)
 	SubjectKey(label string) string
 }
 
@@ -62,11 +69,12 @@ type Policy struct {
 	CodeLength             int
 	CodeTTL                time.Duration
 	MaxAttempts            int           // wrong codes per code
-	ResendCooldown         time.Duration // per mobile
+	ResendCooldown         time.Duration // per (mobile, requester)
 	SendsPerMobileHour     int
 	SendsPerMobileDay      int
+	OwnerSendsPerHour      int         // reserved for a requester who proved the mobile (Telegram contact)
 	WrongPerMobile         store.Limit // across all codes of a mobile
-	WrongPerRequester      store.Limit
+	WrongPerRequester      store.Limit // every rejected code of a chat user
 	RequestsPerRequesterHr int
 	StaffRequestsPerHour   int // a helpdesk agent looks up many callers
 	SendsPerPrefixHour     int // velocity per number prefix (country + 5 digits)
@@ -84,6 +92,7 @@ func DefaultPolicy() Policy {
 		ResendCooldown:         60 * time.Second,
 		SendsPerMobileHour:     5,
 		SendsPerMobileDay:      10,
+		OwnerSendsPerHour:      3,
 		WrongPerMobile:         store.Limit{Max: 10, Period: time.Hour},
 		WrongPerRequester:      store.Limit{Max: 10, Period: time.Hour},
 		RequestsPerRequesterHr: 5,
@@ -107,6 +116,7 @@ func (p Policy) validate() error {
 		errs = append(errs, errors.New("MaxAttempts must be ≥ 1"))
 	}
 	for name, n := range map[string]int{"SendsPerMobileHour": p.SendsPerMobileHour, "SendsPerMobileDay": p.SendsPerMobileDay,
+		"OwnerSendsPerHour":  p.OwnerSendsPerHour,
 		"WrongPerMobile.Max": p.WrongPerMobile.Max, "WrongPerRequester.Max": p.WrongPerRequester.Max,
 		"RequestsPerRequesterHr": p.RequestsPerRequesterHr, "StaffRequestsPerHour": p.StaffRequestsPerHour, "SendsPerPrefixHour": p.SendsPerPrefixHour, "GlobalSendsPerHour": p.GlobalSendsPerHour} {
 		if n < 1 {
@@ -131,10 +141,17 @@ type Options struct {
 	Templates Templates
 	Logger    *slog.Logger
 	Now       func() time.Time // clock; nil means time.Now
-	// Registerer receives the service's metrics; nil keeps them private.
+	// Registerer receives the public metrics: only series that read the
+	// same whether or not a looked-up number is registered. Nil keeps them
+	// private.
 	Registerer prometheus.Registerer
-	Workers    int // background senders; default 4
-	Queue      int // pending requests; default 1024
+	// OpsRegisterer receives the operator's metrics — codes sent, why codes
+	// were not sent, verification outcomes, SMS errors, the send caps — that
+	// would tell a scraper which lookups matched a record. Serve them only
+	// behind the ops token. Nil keeps them private.
+	OpsRegisterer prometheus.Registerer
+	Workers       int // background senders; default 4
+	Queue         int // pending requests; default 1024
 }
 
 func (o *Options) validate() error {
@@ -181,6 +198,12 @@ type Request struct {
 	Audience   store.Audience
 	Agent      string
 	Lang       string
+	// ProvedByContact: the chat platform vouched that the mobile in
+	// Identifier is the requester's own (Telegram: a shared contact whose
+	// user id is the sender's). Such a request draws on a small reserved
+	// budget nobody else can spend, and its code replaces the codes other
+	// chats hold for the mobile. Only for a beneficiary looking up a mobile.
+	ProvedByContact bool
 }
 
 // Service is safe for concurrent use. Close it to stop its workers.
@@ -193,16 +216,20 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	m      *metrics
-
-	perRequester, perStaff, perMobileHour, perMobileDay, perPrefix, global *limiter.Limiter
+	tags   tagMemo
 
 	mu      sync.RWMutex
 	closed  bool
-	queue   chan Request
+	queue   chan job
 	pending counter // requests enqueued and not yet finished
 	workers sync.WaitGroup
 	stop    context.CancelFunc
 	ctx     context.Context
+}
+
+type job struct {
+	r   Request
+	tag string
 }
 
 // New builds a service and starts its workers. It does no I/O.
@@ -210,25 +237,15 @@ func New(o Options) (*Service, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	mem := memory.NewStoreWithOptions(limiter.StoreOptions{Prefix: "otpgate", CleanUpInterval: time.Minute})
-	lim := func(n int, per time.Duration) *limiter.Limiter {
-		return limiter.New(mem, limiter.Rate{Period: per, Limit: int64(n)})
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		store: o.Store, sender: o.Sender, key: o.CodeKey, pol: o.Policy, tpl: o.Templates,
-		log:           o.Logger.With("component", "otp"),
-		now:           o.Now,
-		m:             newMetrics(o.Registerer),
-		perRequester:  lim(o.Policy.RequestsPerRequesterHr, time.Hour),
-		perStaff:      lim(o.Policy.StaffRequestsPerHour, time.Hour),
-		perMobileHour: lim(o.Policy.SendsPerMobileHour, time.Hour),
-		perMobileDay:  lim(o.Policy.SendsPerMobileDay, 24*time.Hour),
-		perPrefix:     lim(o.Policy.SendsPerPrefixHour, time.Hour),
-		global:        lim(o.Policy.GlobalSendsPerHour, time.Hour),
-		queue:         make(chan Request, o.Queue),
-		ctx:           ctx, stop: cancel,
+		log:   o.Logger.With("component", "otp"),
+		now:   o.Now,
+		queue: make(chan job, o.Queue),
+		ctx:   ctx, stop: cancel,
 	}
+	s.m = newMetrics(o.Registerer, o.OpsRegisterer, s.Caps)
 	for range o.Workers {
 		s.workers.Add(1)
 		go s.work()
@@ -239,24 +256,32 @@ func New(o Options) (*Service, error) {
 // Policy returns the limits in force.
 func (s *Service) Policy() Policy { return s.pol }
 
-// Request queues a code request and returns at once. The result does not
-// depend on whether the identifier exists: errors are returned only when the
-// service is closed. A full queue drops the request (logged), exactly as a
-// limit would.
-func (s *Service) Request(ctx context.Context, r Request) error {
+// Request queues a code request and returns at once with the request's
+// tag, the short label the SMS will carry (e.g. "KX42"), for the chat to
+// show. Neither the tag nor the result depends on whether the identifier
+// exists: every request gets a fresh random tag (a repeat of the same lookup
+// inside the cooldown gets the tag of the code already on its way), and
+// errors are returned only when the service is closed or the system's
+// random source fails. A full queue drops the request (logged), exactly as
+// a limit would.
+func (s *Service) Request(ctx context.Context, r Request) (string, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return ErrClosed
+		return "", ErrClosed
+	}
+	tag, err := s.tags.tag(r.Requester+"\x00"+string(r.Audience), s.store.LookupKey(r.Identifier), s.now(), s.pol.ResendCooldown)
+	if err != nil {
+		return "", err
 	}
 	s.pending.add()
 	select {
-	case s.queue <- r:
+	case s.queue <- job{r, tag}:
 	default:
 		s.pending.done()
 		s.log.Warn("code request dropped: queue full", "requester", s.subject(r.Requester))
 	}
-	return nil
+	return tag, nil
 }
 
 // Idle blocks until every queued request has been handled (or ctx ends).
@@ -334,14 +359,14 @@ func (s *Service) Close(ctx context.Context) error {
 
 func (s *Service) work() {
 	defer s.workers.Done()
-	for r := range s.queue {
-		s.handle(r)
+	for j := range s.queue {
+		s.handle(j)
 	}
 }
 
 // handle runs one request to its end. A panic is contained: one bad request
 // must not take the service down.
-func (s *Service) handle(r Request) {
+func (s *Service) handle(j job) {
 	defer s.pending.done()
 	defer func() {
 		if p := recover(); p != nil {
@@ -350,35 +375,55 @@ func (s *Service) handle(r Request) {
 	}()
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Minute)
 	defer cancel()
+	r := j.r
 	log := s.log.With("requester", s.subject(r.Requester), "audience", r.Audience, "identifier", r.Identifier.Kind)
-	if err := s.issueAndSend(ctx, r, log); err != nil {
+	if err := s.issueAndSend(ctx, r, j.tag, log); err != nil {
 		log.Error("code request failed", "err", err)
 	}
 }
 
-func (s *Service) issueAndSend(ctx context.Context, r Request, log *slog.Logger) error {
+// Reasons a request gets a decoy whatever the limits say.
+const (
+	decoyNoTarget = "no_target"
+	decoyCountry  = "country_not_allowed"
+)
+
+// issueAndSend stores a challenge for every request — a decoy when nothing
+// is registered, the destination is not allowed or a limit refuses — and
+// sends the SMS only for a real one. Every window is keyed by what the
+// requester named (for a mobile, the same key whether or not it is
+// registered), so the decoy is counted exactly as a real code would be.
+func (s *Service) issueAndSend(ctx context.Context, r Request, tag string, log *slog.Logger) error {
 	s.m.requested.Inc()
-	requested := store.AuditEntry{Event: store.EventCodeRequested, Requester: r.Requester, Agent: r.Agent, Audience: r.Audience}
-	perRequester, key := s.perRequester, "req:"+s.subject(r.Requester)
-	if r.Audience == store.AudienceStaff {
-		perRequester, key = s.perStaff, "staff:"+s.subject(r.Requester)
-	}
-	if rc, err := perRequester.Get(ctx, key); err != nil {
-		return err
-	} else if rc.Reached {
-		return s.notSent(ctx, log, requested, "requester_limited")
-	}
+	lookup := s.store.LookupKey(r.Identifier)
 	t, err := s.store.Resolve(ctx, r.Identifier)
-	if errors.Is(err, store.ErrNotFound) {
-		return s.notSent(ctx, log, requested, "no_target")
-	}
-	if err != nil {
+	decoy := ""
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		decoy = decoyNoTarget
+		t = store.Target{MobileKey: lookup}
+	case err != nil:
 		return err
 	}
-	log = log.With("mobile", t.Mobile, "mobile_key", t.MobileKey[:12])
-	requested.MobileKey, requested.Records = t.MobileKey, t.Records
-	if reason := s.sendBlocked(ctx, t); reason != "" {
-		return s.notSent(ctx, log, requested, reason)
+	if decoy == "" && !slices.Contains(s.pol.Countries, pii.CountryCode(t.Mobile)) {
+		// Counted like any other decoy: the destination of a lookup by
+		// reference or ID number must not decide what reaches the shared
+		// windows.
+		decoy = decoyCountry
+	}
+	// The prefix window bounds what a pumping attack can direct at a number
+	// range; it applies to numbers the requester typed. A lookup by
+	// reference or ID number cannot choose its destination, and counting it
+	// against the destination's range would tell the requester which range
+	// the record's mobile is in.
+	rng := ""
+	if r.Identifier.Kind == pii.KindMobile {
+		rng = prefix(r.Identifier.Mobile)
+	}
+	byOwner := r.ProvedByContact && r.Identifier.Kind == pii.KindMobile && r.Audience == store.AudienceBeneficiary
+	log = log.With("mobile_key", t.MobileKey[:12])
+	if decoy == "" {
+		log = log.With("mobile", t.Mobile)
 	}
 	code, err := newCode(s.pol.CodeLength)
 	if err != nil {
@@ -386,22 +431,33 @@ func (s *Service) issueAndSend(ctx context.Context, r Request, log *slog.Logger)
 	}
 	c := store.Challenge{
 		ID: store.NewID(), Requester: r.Requester, Purpose: string(r.Audience), Audience: r.Audience,
-		Agent: r.Agent, MobileKey: t.MobileKey, Records: t.Records,
+		Agent: r.Agent, MobileKey: t.MobileKey, Records: t.Records, Lookup: lookup, Tag: tag,
 		ExpiresAt: s.now().Add(s.pol.CodeTTL), MaxAttempts: s.pol.MaxAttempts,
 	}
 	c.MAC = s.codeMAC(c, code)
-	c, outcome, err := s.store.Issue(ctx, store.IssueParams{Challenge: c, Cooldown: s.pol.ResendCooldown,
+	requests := s.pol.RequestsPerRequesterHr
+	if r.Audience == store.AudienceStaff {
+		requests = s.pol.StaffRequestsPerHour
+	}
+	hour := func(n int) store.Limit { return store.Limit{Max: n, Period: time.Hour} }
+	c, outcome, err := s.store.Issue(ctx, store.IssueParams{Challenge: c, Decoy: decoy, ByOwner: byOwner, Prefix: rng,
+		Requests: hour(requests), Cooldown: s.pol.ResendCooldown,
+		MobileHour: hour(s.pol.SendsPerMobileHour), MobileDay: store.Limit{Max: s.pol.SendsPerMobileDay, Period: 24 * time.Hour},
+		OwnerSends: hour(s.pol.OwnerSendsPerHour), PrefixHour: hour(s.pol.SendsPerPrefixHour), Global: hour(s.pol.GlobalSendsPerHour),
 		MobileWrong: s.pol.WrongPerMobile, RequesterWrong: s.pol.WrongPerRequester})
 	if err != nil {
 		return err
 	}
-	if outcome != store.IssueStored {
-		log.Info("code not sent", "reason", outcome)
-		s.m.limited.WithLabelValues(string(outcome)).Inc()
+	if outcome != store.IssueStored || c.Decoy {
+		reason := string(outcome)
+		if outcome == store.IssueStored {
+			reason = decoy
+		}
+		log.Info("code not sent", "reason", reason, "by_owner", byOwner)
+		s.m.notSent.WithLabelValues(reason).Inc()
 		return nil
 	}
-	s.countSend(ctx, t)
-	body, err := s.tpl.Render(r.Audience, r.Lang, SMSData{Code: string(code), Minutes: int(s.pol.CodeTTL.Round(time.Minute) / time.Minute), Agent: r.Agent})
+	body, err := s.tpl.Render(r.Audience, r.Lang, SMSData{Code: string(code), Minutes: int(s.pol.CodeTTL.Round(time.Minute) / time.Minute), Agent: r.Agent, Tag: tag})
 	if err != nil {
 		return err
 	}
@@ -412,21 +468,11 @@ func (s *Service) issueAndSend(ctx context.Context, r Request, log *slog.Logger)
 		s.m.smsErrors.WithLabelValues(sent.Outcome).Inc()
 		return s.store.Audit(ctx, sent)
 	}
-	log.Info("code sent")
+	log.Info("code sent", "by_owner", byOwner)
 	s.m.sent.Inc()
 	s.m.nSent.Add(1)
 	sent.Event = store.EventCodeSent
 	return s.store.Audit(ctx, sent)
-}
-
-// notSent ends a request that gets no code: the requester's previous code
-// is abandoned exactly as a new code would replace it (so its fate says
-// nothing about this target), and the reason is audited.
-func (s *Service) notSent(ctx context.Context, log *slog.Logger, e store.AuditEntry, reason string) error {
-	log.Info("code not sent", "reason", reason)
-	s.m.limited.WithLabelValues(reason).Inc()
-	e.Outcome = reason
-	return errors.Join(s.store.CancelChallenge(ctx, e.Requester, string(e.Audience)), s.store.Audit(ctx, e))
 }
 
 func deliveryOutcome(err error) string {
@@ -445,44 +491,6 @@ func deliveryOutcome(err error) string {
 	return "error"
 }
 
-// sendBlocked checks the anti-pumping caps without counting: a request that
-// is refused by one cap does not use up the others.
-func (s *Service) sendBlocked(ctx context.Context, t store.Target) string {
-	if !slices.Contains(s.pol.Countries, pii.CountryCode(t.Mobile)) {
-		return "country_not_allowed"
-	}
-	for _, c := range s.sendCaps(t) {
-		lc, err := c.lim.Peek(ctx, c.key)
-		if err != nil || lc.Remaining <= 0 {
-			return c.name
-		}
-	}
-	return ""
-}
-
-func (s *Service) countSend(ctx context.Context, t store.Target) {
-	for _, c := range s.sendCaps(t) {
-		if _, err := c.lim.Get(ctx, c.key); err != nil {
-			s.log.Warn("send window", "cap", c.name, "err", err)
-		}
-	}
-}
-
-type sendCap struct {
-	name string
-	lim  *limiter.Limiter
-	key  string
-}
-
-func (s *Service) sendCaps(t store.Target) []sendCap {
-	return []sendCap{
-		{"mobile_hourly_limit", s.perMobileHour, "mh:" + t.MobileKey},
-		{"mobile_daily_limit", s.perMobileDay, "md:" + t.MobileKey},
-		{"prefix_velocity", s.perPrefix, "px:" + s.subject(prefix(t.Mobile))},
-		{"global_limit", s.global, "global"},
-	}
-}
-
 // prefix is the number range a pumping attack walks: the country code and
 // the first five national digits.
 func prefix(m pii.Mobile) string {
@@ -495,8 +503,12 @@ func prefix(m pii.Mobile) string {
 }
 
 // Verify checks code for the requester's pending challenge of audience. Any
-// failure is ErrCodeRejected (as a *RejectedError); other errors mean the
-// store failed and the caller should say "try again later".
+// failure is ErrCodeRejected (as a *RejectedError) — wrong, expired, used,
+// absent, a decoy, replaced by the owner's code, or locked — and counts
+// against the requester whatever stood behind it; other errors mean the
+// store failed and the caller should say "try again later". A nil error
+// returns a grant bound to the requester, covering the records on the mobile
+// the code went to.
 func (s *Service) Verify(ctx context.Context, requester string, audience store.Audience, code pii.Code) (store.Grant, error) {
 	g, outcome, err := s.store.Verify(ctx, store.VerifyParams{
 		Requester: requester, Purpose: string(audience),
@@ -509,14 +521,58 @@ func (s *Service) Verify(ctx context.Context, requester string, audience store.A
 		return store.Grant{}, err
 	}
 	log := s.log.With("requester", s.subject(requester), "audience", audience)
-	s.m.verified.WithLabelValues(string(outcome)).Inc()
+	s.m.outcomes.WithLabelValues(string(outcome)).Inc()
 	if outcome != store.VerifyOK {
+		s.m.verified.WithLabelValues("rejected").Inc()
 		log.Info("code rejected", "outcome", outcome)
 		return store.Grant{}, &RejectedError{Outcome: outcome}
 	}
+	s.m.verified.WithLabelValues("verified").Inc()
 	s.m.nVerified.Add(1)
 	log.Info("code verified", "records", len(g.Records))
 	return g, nil
+}
+
+// Caps returns the live shared send windows (the global one first, then
+// every number range with codes this hour, fullest first), for operators.
+func (s *Service) Caps(ctx context.Context) ([]store.SendWindow, error) {
+	return s.store.SendWindows(ctx, store.Limit{Max: s.pol.GlobalSendsPerHour, Period: time.Hour},
+		store.Limit{Max: s.pol.SendsPerPrefixHour, Period: time.Hour})
+}
+
+// LiftCap empties a shared send window now: store.CapGlobal, or
+// store.CapPrefix with a number range as Caps shows it ("+9190000"; spaces
+// and a missing "+" are accepted). actor names the operator in the audit
+// entry. It reports whether a live window was lifted.
+func (s *Service) LiftCap(ctx context.Context, cap, rng, actor string) (bool, error) {
+	if cap == store.CapPrefix {
+		var ok bool
+		if rng, ok = normalRange(rng); !ok {
+			return false, fmt.Errorf("%w: %q is not a number range such as +9190000", store.ErrUnknownCap, rng)
+		}
+	}
+	lifted, err := s.store.LiftSendWindow(ctx, cap, rng, actor)
+	if err != nil {
+		return false, err
+	}
+	s.log.Warn("send cap lifted by an operator", "cap", cap, "range", rng, "was_live", lifted, "actor", actor)
+	return lifted, nil
+}
+
+func normalRange(s string) (string, bool) {
+	var b strings.Builder
+	b.WriteByte('+')
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == ' ' || r == '-' || (r == '+' && b.Len() == 1):
+		default:
+			return "", false
+		}
+	}
+	n := b.Len() - 1
+	return b.String(), n >= 2 && n <= 10
 }
 
 // Cancel abandons the requester's pending code for audience.

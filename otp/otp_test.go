@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/otp"
@@ -31,17 +34,26 @@ type fixture struct {
 	svc  *otp.Service
 	ph   *otptest.Phone
 	logs *bytes.Buffer
+	ops  *prometheus.Registry // the operator's metrics
+
+	dir    string
+	policy otp.Policy
 }
 
 func newFixture(t *testing.T, mutate func(*otp.Policy)) *fixture {
+	return newFixtureIn(t, "", mutate)
+}
+
+// newFixtureIn builds the service over a store in dir (in memory when
+// empty) holding three records.
+func newFixtureIn(t *testing.T, dir string, mutate func(*otp.Policy)) *fixture {
 	t.Helper()
-	ks, _ := keys.Derive(bytes.Repeat([]byte{3}, 32))
-	clk := &clock{t: time.Now()}
-	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
+	pol := otp.DefaultPolicy()
+	if mutate != nil {
+		mutate(&pol)
 	}
-	t.Cleanup(func() { st.Close() })
+	f := &fixture{clk: &clock{t: time.Now()}, ph: &otptest.Phone{}, logs: &bytes.Buffer{}, dir: dir, policy: pol}
+	f.open(t)
 	var rows []store.ImportRow
 	for i, r := range []struct{ ref, name, mob string }{
 		{"30000000000001", "Kavya Rao", "9000000101"},
@@ -52,7 +64,7 @@ func newFixture(t *testing.T, mutate func(*otp.Policy)) *fixture {
 		id, _ := pii.NormalizeID("55556666777" + string(rune('0'+i)))
 		rows = append(rows, store.ImportRow{Line: i + 1, ID: id, Record: store.Record{RefID: r.ref, Name: r.name, BirthYear: 1990, Gender: "M", Mobile: m, IDType: "aadhaar", IDLast4: id.Last4()}})
 	}
-	if _, err := st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
+	if _, err := f.st.Import(context.Background(), func(ctx context.Context, fn func(store.ImportRow) error) error {
 		for _, r := range rows {
 			if err := fn(r); err != nil {
 				return err
@@ -62,18 +74,51 @@ func newFixture(t *testing.T, mutate func(*otp.Policy)) *fixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	pol := otp.DefaultPolicy()
-	if mutate != nil {
-		mutate(&pol)
-	}
-	f := &fixture{clk: clk, st: st, ph: &otptest.Phone{}, logs: &bytes.Buffer{}}
-	log := slog.New(slog.NewTextHandler(&lockedBuffer{b: f.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.svc, err = otp.New(otp.Options{Store: st, Sender: f.ph, CodeKey: ks.Code, Policy: pol, Logger: log, Now: clk.Now})
+	t.Cleanup(func() { f.close(t) })
+	return f
+}
+
+var testKeys, _ = keys.Derive(bytes.Repeat([]byte{3}, 32))
+
+// open opens the store and starts the service (again, after close).
+func (f *fixture) open(t *testing.T) {
+	t.Helper()
+	st, err := store.Open(store.Options{Dir: f.dir, InMemory: f.dir == "", EncryptionKey: testKeys.Storage, IndexKey: testKeys.Index, AuditKey: testKeys.Audit, Now: f.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.svc.Close(context.Background()) })
-	return f
+	f.st = st
+	f.ops = prometheus.NewRegistry()
+	log := slog.New(slog.NewTextHandler(&lockedBuffer{b: f.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f.svc, err = otp.New(otp.Options{Store: st, Sender: f.ph, CodeKey: testKeys.Code, Policy: f.policy, Logger: log, Now: f.clk.Now, OpsRegisterer: f.ops})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// close stops the service and closes the store, as a process exit would.
+func (f *fixture) close(t *testing.T) {
+	t.Helper()
+	if f.svc == nil {
+		return
+	}
+	if err := f.svc.Close(context.Background()); err != nil {
+		t.Error(err)
+	}
+	if err := f.st.Close(); err != nil {
+		t.Error(err)
+	}
+	f.svc, f.st = nil, nil
+}
+
+// restart closes and reopens the store and the service on the same directory.
+func (f *fixture) restart(t *testing.T) {
+	t.Helper()
+	if f.dir == "" {
+		t.Fatal("restart of an in-memory fixture")
+	}
+	f.close(t)
+	f.open(t)
 }
 
 type lockedBuffer struct {
@@ -89,13 +134,26 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 
 func mob(s string) pii.Mobile { m, _ := pii.ParseMobile(s); return m }
 
-func (f *fixture) request(t *testing.T, requester, mobile string) {
+// request asks for a code as requester and waits for the queue; it returns
+// the request tag.
+func (f *fixture) request(t *testing.T, requester, mobile string) string {
 	t.Helper()
-	err := f.svc.Request(context.Background(), otp.Request{Requester: requester, Audience: store.AudienceBeneficiary,
+	return f.send(t, otp.Request{Requester: requester, Audience: store.AudienceBeneficiary,
 		Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: mob(mobile)}, Lang: "en"})
+}
+
+func (f *fixture) send(t *testing.T, r otp.Request) string {
+	t.Helper()
+	tag, err := f.svc.Request(context.Background(), r)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.idle(t)
+	return tag
+}
+
+func (f *fixture) idle(t *testing.T) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := f.svc.Idle(ctx); err != nil {
@@ -232,33 +290,60 @@ func TestResendReplacesCode(t *testing.T) {
 	}
 }
 
+type req struct {
+	who, mobile string
+	owner       bool          // proved by contact
+	after       time.Duration // clock advance before the request
+}
+
+// sendLimitCases each end with a count of SMS sent.
+var sendLimitCases = []struct {
+	name   string
+	policy func(*otp.Policy)
+	reqs   []req
+	sent   int
+}{
+	{"cooldown per mobile and requester", nil,
+		[]req{{who: "tg:1", mobile: "9000000101"}, {who: "tg:1", mobile: "9000000101", after: 30 * time.Second}, {who: "tg:2", mobile: "9000000101"}}, 2},
+	{"sends per mobile per hour", func(p *otp.Policy) { p.ResendCooldown = 0; p.SendsPerMobileHour = 2 },
+		[]req{{who: "tg:1", mobile: "9000000101"}, {who: "tg:2", mobile: "9000000101"}, {who: "tg:3", mobile: "9000000101"}}, 2},
+	{"sends per mobile per day", func(p *otp.Policy) { p.ResendCooldown = 0; p.SendsPerMobileHour = 2; p.SendsPerMobileDay = 3 },
+		[]req{{who: "tg:1", mobile: "9000000101"}, {who: "tg:2", mobile: "9000000101"},
+			{who: "tg:3", mobile: "9000000101", after: 61 * time.Minute}, {who: "tg:4", mobile: "9000000101", after: time.Minute}}, 3},
+	{"requests per requester", func(p *otp.Policy) { p.ResendCooldown = 0; p.RequestsPerRequesterHr = 2 },
+		[]req{{who: "tg:1", mobile: "9000000101"}, {who: "tg:1", mobile: "9000000102"}, {who: "tg:1", mobile: "9000000102"}}, 2},
+	{"global cap", func(p *otp.Policy) { p.GlobalSendsPerHour = 1 },
+		[]req{{who: "tg:1", mobile: "9000000101"}, {who: "tg:2", mobile: "9000000102"}}, 1},
+	{"global cap counts decoys", func(p *otp.Policy) { p.GlobalSendsPerHour = 1 },
+		[]req{{who: "tg:1", mobile: "9999999999"}, {who: "tg:2", mobile: "9000000102"}}, 0},
+	{"prefix velocity", func(p *otp.Policy) { p.SendsPerPrefixHour = 1 },
+		[]req{{who: "tg:1", mobile: "9000000101"}, {who: "tg:2", mobile: "9000000102"}}, 1},
+	{"owner's reserved budget", func(p *otp.Policy) { p.ResendCooldown = 0; p.SendsPerMobileHour = 1; p.OwnerSendsPerHour = 2 },
+		[]req{{who: "tg:1", mobile: "9000000101"}, {who: "tg:2", mobile: "9000000101"}, // the shared hour is spent
+			{who: "tg:owner", mobile: "9000000101", owner: true}, {who: "tg:owner", mobile: "9000000101", owner: true},
+			{who: "tg:owner", mobile: "9000000101", owner: true}}, 3},
+	{"owner's cooldown", func(p *otp.Policy) { p.OwnerSendsPerHour = 5 },
+		[]req{{who: "tg:owner", mobile: "9000000101", owner: true}, {who: "tg:owner", mobile: "9000000101", owner: true, after: 30 * time.Second},
+			{who: "tg:owner", mobile: "9000000101", owner: true, after: 31 * time.Second}}, 2},
+	{"country allowlist", func(p *otp.Policy) { p.Countries = []string{"44"} },
+		[]req{{who: "tg:1", mobile: "9000000101"}}, 0},
+	{"unknown mobile", nil,
+		[]req{{who: "tg:1", mobile: "9999999999"}}, 0},
+}
+
+func (f *fixture) ask(t *testing.T, r req) string {
+	t.Helper()
+	f.clk.Add(r.after)
+	return f.send(t, otp.Request{Requester: r.who, Audience: store.AudienceBeneficiary, ProvedByContact: r.owner,
+		Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: mob(r.mobile)}, Lang: "en"})
+}
+
 func TestSendLimits(t *testing.T) {
-	cases := []struct {
-		name   string
-		policy func(*otp.Policy)
-		reqs   []struct{ who, mobile string }
-		sent   int
-	}{
-		{"cooldown per mobile", nil,
-			[]struct{ who, mobile string }{{"tg:1", "9000000101"}, {"tg:2", "9000000101"}}, 1},
-		{"sends per mobile per hour", func(p *otp.Policy) { p.ResendCooldown = 0; p.SendsPerMobileHour = 2 },
-			[]struct{ who, mobile string }{{"tg:1", "9000000101"}, {"tg:2", "9000000101"}, {"tg:3", "9000000101"}}, 2},
-		{"requests per requester", func(p *otp.Policy) { p.ResendCooldown = 0; p.RequestsPerRequesterHr = 2 },
-			[]struct{ who, mobile string }{{"tg:1", "9000000101"}, {"tg:1", "9000000102"}, {"tg:1", "9000000102"}}, 2},
-		{"global cap", func(p *otp.Policy) { p.GlobalSendsPerHour = 1 },
-			[]struct{ who, mobile string }{{"tg:1", "9000000101"}, {"tg:2", "9000000102"}}, 1},
-		{"prefix velocity", func(p *otp.Policy) { p.SendsPerPrefixHour = 1 },
-			[]struct{ who, mobile string }{{"tg:1", "9000000101"}, {"tg:2", "9000000102"}}, 1},
-		{"country allowlist", func(p *otp.Policy) { p.Countries = []string{"44"} },
-			[]struct{ who, mobile string }{{"tg:1", "9000000101"}}, 0},
-		{"unknown mobile", nil,
-			[]struct{ who, mobile string }{{"tg:1", "9999999999"}}, 0},
-	}
-	for _, c := range cases {
+	for _, c := range sendLimitCases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t, c.policy)
 			for _, r := range c.reqs {
-				f.request(t, r.who, r.mobile)
+				f.ask(t, r)
 			}
 			if got := f.ph.Count(); got != c.sent {
 				t.Fatalf("sent %d SMS, want %d", got, c.sent)
@@ -270,6 +355,140 @@ func TestSendLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSendLimitsSurviveRestart runs every case of TestSendLimits with the
+// store closed and reopened (and the service rebuilt) before each request:
+// every window — per mobile hour and day, per requester, per prefix,
+// global, the per (mobile, requester) cooldown, the owner's reserved
+// budget — lives in the store, so the counts are the same.
+func TestSendLimitsSurviveRestart(t *testing.T) {
+	for _, c := range sendLimitCases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixtureIn(t, t.TempDir(), c.policy)
+			for _, r := range c.reqs {
+				f.restart(t)
+				f.ask(t, r)
+			}
+			if got := f.ph.Count(); got != c.sent {
+				t.Fatalf("sent %d SMS across restarts, want %d", got, c.sent)
+			}
+		})
+	}
+}
+
+var tagShape = regexp.MustCompile(`^[` + otp.TagLetters + `]{2}[0-9]{2}$`)
+
+func TestRequestTag(t *testing.T) {
+	f := newFixture(t, nil)
+	tag := f.request(t, "tg:1", "9000000101")
+	if !tagShape.MatchString(tag) {
+		t.Fatalf("tag %q", tag)
+	}
+	if sms := f.ph.Last("9000000101"); !strings.Contains(sms, "(request "+tag+")") {
+		t.Fatalf("the SMS does not name the tag %s: %q", tag, sms)
+	}
+	code := f.ph.Code("9000000101")
+	// The same lookup again inside the cooldown: the same tag, and the code
+	// on its way still works.
+	f.clk.Add(20 * time.Second)
+	if again := f.request(t, "tg:1", "+91 90000 00101"); again != tag {
+		t.Fatalf("a repeat inside the cooldown showed tag %s, the SMS carries %s", again, tag)
+	}
+	if _, err := f.svc.Verify(context.Background(), "tg:1", store.AudienceBeneficiary, pii.Code(code)); err != nil {
+		t.Fatalf("the code of a repeated lookup: %v", err)
+	}
+	// A decoy gets a tag of the same shape; tags are drawn afresh.
+	seen := map[string]bool{}
+	for i := range 20 {
+		d := f.request(t, "tg:d"+string(rune('a'+i)), "9999999999")
+		if !tagShape.MatchString(d) {
+			t.Fatalf("decoy tag %q", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 15 {
+		t.Fatalf("20 requests drew only %d distinct tags", len(seen))
+	}
+}
+
+func TestOwnerTakesOverStrangersCodes(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	f.request(t, "tg:stranger", "9000000101")
+	strangerCode, strangerSMS := f.ph.Code("9000000101"), f.ph.Last("9000000101")
+	ownTag := f.ask(t, req{who: "tg:owner", mobile: "9000000101", owner: true})
+	ownSMS := f.ph.Last("9000000101")
+	if ownSMS == strangerSMS || !strings.Contains(ownSMS, ownTag) {
+		t.Fatalf("the owner's request sent no SMS of its own (tag %s): %q", ownTag, ownSMS)
+	}
+	if _, err := f.svc.Verify(ctx, "tg:stranger", store.AudienceBeneficiary, pii.Code(strangerCode)); !errors.Is(err, otp.ErrCodeRejected) {
+		t.Fatalf("a stranger's code after the owner's request: %v", err)
+	}
+	if _, err := f.svc.Verify(ctx, "tg:owner", store.AudienceBeneficiary, pii.Code(f.ph.Code("9000000101"))); err != nil {
+		t.Fatalf("the owner's code: %v", err)
+	}
+	// A contact claim does not carry over to a lookup by another kind of
+	// identifier, nor to staff: those draw on the shared windows.
+	if _, err := f.svc.Request(ctx, otp.Request{Requester: "tg:x", Audience: store.AudienceStaff, Agent: "1", ProvedByContact: true,
+		Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: mob("9000000102")}}); err != nil {
+		t.Fatal(err)
+	}
+	f.idle(t)
+	if !strings.Contains(f.logs.String(), "by_owner=false") || strings.Count(f.logs.String(), "by_owner=true") != 1 {
+		t.Fatalf("a staff request was treated as the owner's:\n%s", f.logs)
+	}
+}
+
+func TestOperatorSeesAndLiftsADrainedCap(t *testing.T) {
+	f := newFixture(t, func(p *otp.Policy) { p.GlobalSendsPerHour = 2; p.SendsPerPrefixHour = 1 })
+	ctx := context.Background()
+	f.request(t, "tg:1", "9000000101")
+	f.request(t, "tg:2", "9000000102") // same prefix: refused
+	f.request(t, "tg:3", "9999999999") // another prefix: a decoy, counted
+	caps, err := f.svc.Caps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(caps) != 3 || caps[0].Cap != store.CapGlobal || !caps[0].Drained() || caps[1].Range != "+9190000" || !caps[1].Drained() {
+		t.Fatalf("caps: %+v", caps)
+	}
+	if v := gauge(t, f.ops, "otpgate_sms_cap_remaining"); v != 0 {
+		t.Fatalf("otpgate_sms_cap_remaining = %v, want 0", v)
+	}
+	if v := gauge(t, f.ops, "otpgate_sms_prefixes_drained"); v != 2 {
+		t.Fatalf("otpgate_sms_prefixes_drained = %v, want 2", v)
+	}
+	if _, err := f.svc.LiftCap(ctx, store.CapPrefix, "91 9000O", "test"); err == nil {
+		t.Fatal("a malformed range was accepted")
+	}
+	for _, lift := range [][2]string{{store.CapGlobal, ""}, {store.CapPrefix, "91 90000"}} {
+		if ok, err := f.svc.LiftCap(ctx, lift[0], lift[1], "test"); err != nil || !ok {
+			t.Fatalf("lift %v: %v %v", lift, ok, err)
+		}
+	}
+	f.request(t, "tg:2", "9000000102")
+	if got := f.ph.Count(); got != 2 {
+		t.Fatalf("%d SMS after lifting the caps, want 2", got)
+	}
+	if v := gauge(t, f.ops, "otpgate_sms_cap_remaining"); v != 1 {
+		t.Fatalf("otpgate_sms_cap_remaining = %v after the lift, want 1", v)
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 func TestDeliveryFailureAudited(t *testing.T) {
@@ -302,7 +521,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 func TestTemplates(t *testing.T) {
 	tpl := otp.DefaultTemplates()
 	for _, a := range []store.Audience{store.AudienceBeneficiary, store.AudienceStaff} {
-		for _, lang := range []string{"en", "hi", "as", "bn", "gu", "kn", "mr", "xx"} {
+		for _, lang := range []string{"en", "hi", "as", "bn", "gu", "kn", "ml", "mr", "or", "pa", "ta", "te", "xx"} {
 			s, err := tpl.Render(a, lang, otp.SMSData{Code: "482913", Minutes: 3, Agent: "4521", Tag: "KX42"})
 			if err != nil || !strings.HasPrefix(s, "482913") {
 				t.Fatalf("%s/%s: %q %v", a, lang, s, err)
@@ -336,7 +555,7 @@ func TestTemplates(t *testing.T) {
 func TestStaffHaveTheirOwnRequestCap(t *testing.T) {
 	f := newFixture(t, func(p *otp.Policy) { p.ResendCooldown = 0; p.RequestsPerRequesterHr = 1; p.StaffRequestsPerHour = 3 })
 	for _, m := range []string{"9000000101", "9000000102", "9000000101", "9000000102"} {
-		err := f.svc.Request(context.Background(), otp.Request{Requester: "tg:agent", Audience: store.AudienceStaff, Agent: "7",
+		_, err := f.svc.Request(context.Background(), otp.Request{Requester: "tg:agent", Audience: store.AudienceStaff, Agent: "7",
 			Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: mob(m)}, Lang: "en"})
 		if err != nil {
 			t.Fatal(err)

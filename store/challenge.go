@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/otpgate/otpgate/pii"
 )
 
 // Audience says which field set a grant releases.
@@ -25,6 +27,11 @@ const (
 // Challenge is a pending one-time code. Only its HMAC is stored. It is keyed
 // by (requester, purpose): one pending code per chat user and purpose, so a
 // new request replaces the old code.
+//
+// A decoy is a challenge for a lookup that gets no SMS (nothing registered,
+// a destination outside the allowlist, a limit reached). It is stored,
+// counted and aged exactly like a real one, so nothing the requester can
+// observe tells the two apart, but no code matches it.
 type Challenge struct {
 	ID          string    `json:"id"`
 	Requester   string    `json:"q"`
@@ -39,6 +46,13 @@ type Challenge struct {
 	Attempts    int       `json:"n"`
 	MaxAttempts int       `json:"x"`
 	Consumed    bool      `json:"u,omitempty"`
+	// Lookup is the keyed hash of what the requester named (LookupKey).
+	Lookup string `json:"l,omitempty"`
+	// Tag is the short request tag the SMS names and the chat was shown.
+	Tag   string `json:"g,omitempty"`
+	Decoy bool   `json:"d,omitempty"`
+	// Owner: the requester proved the mobile is theirs (ByOwner).
+	Owner bool `json:"o,omitempty"`
 }
 
 func (s *Store) challengeKey(requester, purpose string) []byte {
@@ -52,30 +66,101 @@ func NewID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// IssueParams describe a code about to be sent.
+// LookupKey is the keyed hash of what a lookup named, hex-encoded and the
+// same length as a MobileKey. For a mobile it is the MobileKey, whether or
+// not the number is registered, so a decoy for an unregistered number is
+// counted under the very key a real code would be.
+func (s *Store) LookupKey(id pii.Identifier) string {
+	switch id.Kind {
+	case pii.KindMobile:
+		return s.MobileKey(id.Mobile)
+	case pii.KindReference:
+		return hex.EncodeToString(s.mac(s.indexKey, "lookup:ref:"+id.Ref))
+	case pii.KindIDNumber:
+		return hex.EncodeToString(s.mac(s.indexKey, "lookup:id:"+id.ID.Value()))
+	}
+	return hex.EncodeToString(s.mac(s.indexKey, "lookup:none"))
+}
+
+// IssueParams describe a code about to be sent. Zero limits are off.
 type IssueParams struct {
-	Challenge Challenge // CreatedAt and Attempts are filled in, and ID when empty
-	// Cooldown: no second code to the same mobile within this time.
+	Challenge Challenge // CreatedAt, Attempts and Decoy are filled in, and ID when empty
+	// Decoy, when not empty, says why no SMS may go for this lookup whatever
+	// the limits say ("no_target", "country_not_allowed"). Everything is
+	// counted and stored as for a real target; the challenge is marked a
+	// decoy and the audit entry carries the reason.
+	Decoy string
+	// ByOwner: the requester proved through the chat platform that the
+	// mobile is their own. The request draws on OwnerSends instead of the
+	// mobile's hourly and daily windows, is not held back by the wrong codes
+	// strangers typed against the mobile, and its code replaces every code
+	// other chats hold for the mobile.
+	ByOwner bool
+	// Prefix is the number range for the velocity window ("" skips it).
+	Prefix string
+	// Requests counts every code request of the requester for this purpose,
+	// refused or not.
+	Requests Limit
+	// Cooldown: no second code to the same mobile for the same requester
+	// within this time.
 	Cooldown time.Duration
+	// Send windows: checked together and counted together, only when every
+	// check passes (a request one cap refuses uses up none of the others).
+	MobileHour, MobileDay, OwnerSends, PrefixHour, Global Limit
 	// MobileWrong and RequesterWrong: a locked mobile or requester gets no code.
 	MobileWrong    Limit
 	RequesterWrong Limit
 }
 
-// IssueOutcome says whether a challenge was stored.
+// IssueOutcome says what became of a request. Only IssueStored with a
+// challenge that is not a decoy may be sent.
 type IssueOutcome string
 
 const (
-	IssueStored          IssueOutcome = "stored"
-	IssueCooldown        IssueOutcome = "cooldown"
-	IssueMobileLocked    IssueOutcome = "mobile_locked"
-	IssueRequesterLocked IssueOutcome = "requester_locked"
+	IssueStored           IssueOutcome = "stored"
+	IssueCooldown         IssueOutcome = "cooldown"
+	IssueMobileLocked     IssueOutcome = "mobile_locked"
+	IssueRequesterLocked  IssueOutcome = "requester_locked"
+	IssueRequesterLimited IssueOutcome = "requester_limited"
+	IssueMobileHourly     IssueOutcome = "mobile_hourly_limit"
+	IssueMobileDaily      IssueOutcome = "mobile_daily_limit"
+	IssueOwnerLimit       IssueOutcome = "owner_limit"
+	IssuePrefixVelocity   IssueOutcome = "prefix_velocity"
+	IssueGlobalLimit      IssueOutcome = "global_limit"
 )
 
-// Issue stores a challenge, replacing the requester's previous one for the
-// same purpose, unless the mobile is cooling down or locked. The code_requested
-// audit entry is written in the same transaction, and synced, so a code is
-// never sent without its trace. The caller sends the SMS only on IssueStored.
+// ownerEpochTTL outlives any challenge created before the owner's (codes
+// live at most 10 minutes, kept a minute past expiry).
+const ownerEpochTTL = 12 * time.Minute
+
+type ownerEpoch struct {
+	At int64  `json:"t"` // unix nanoseconds
+	ID string `json:"id"`
+}
+
+// Issue stores a challenge for every request, in one transaction with
+// every window and the code_requested audit entry (synced before it
+// returns, so no code is sent without its trace). What can happen:
+//
+//   - every check passes: all windows are counted and the challenge is
+//     stored; it is a decoy when p.Decoy says so. The outcome is
+//     IssueStored, and the caller sends the code unless it is a decoy.
+//   - a check refuses: nothing after it is counted and a decoy replaces
+//     the requester's previous code; the outcome names the check. The
+//     checks run in three stages — the requester's own (requests, its
+//     wrong-code lock), the shared windows (number range, global: counted as
+//     soon as they pass), then the destination's (mobile lock, cooldown for
+//     this requester, the mobile's hourly and daily windows or the owner's
+//     reserve). The one exception: repeating the very same lookup (same
+//     identifier, records and tag) inside the cooldown keeps the code
+//     already on its way.
+//
+// No check reads whether anything is registered. For a mobile every window
+// is keyed by the number itself, registered or not; a lookup by reference
+// or ID number is keyed by the record's mobile, or by the identifier when
+// there is none, and so only its destination's windows may differ — which
+// is why the shared windows, the ones other requesters can observe through
+// their own phones, are counted before those.
 func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutcome, error) {
 	c := p.Challenge
 	if c.ID == "" {
@@ -83,64 +168,130 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 	}
 	c.Attempts = 0
 	c.Consumed = false
+	c.Owner = p.ByOwner
 	now := s.now()
 	c.CreatedAt = now
 	mobile, err := hex.DecodeString(c.MobileKey)
 	if err != nil || len(mobile) != hashLen {
 		return Challenge{}, "", fmt.Errorf("%w: bad mobile key", ErrBadOptions)
 	}
-	requester := s.mac(s.indexKey, "requester:"+c.Requester)
+	requester := s.requesterSubject(c.Requester)
+	type sendWindow struct {
+		key     []byte
+		limit   Limit
+		label   string
+		outcome IssueOutcome
+	}
+	// Shared windows: pools that every requester draws on, so what they
+	// count must not depend on anything keyed by a record's mobile.
+	var shared []sendWindow
+	if p.Prefix != "" {
+		shared = append(shared, sendWindow{counterKey(counterPrefixHour, s.prefixSubject(p.Prefix)), p.PrefixHour, p.Prefix, IssuePrefixVelocity})
+	}
+	shared = append(shared, sendWindow{counterKey(counterGlobalHour, nil), p.Global, "", IssueGlobalLimit})
+	// The destination's windows.
+	var own []sendWindow
+	if p.ByOwner {
+		own = append(own, sendWindow{counterKey(counterOwnerHour, mobile), p.OwnerSends, "", IssueOwnerLimit})
+	} else {
+		own = append(own,
+			sendWindow{counterKey(counterMobileHour, mobile), p.MobileHour, "", IssueMobileHourly},
+			sendWindow{counterKey(counterMobileDay, mobile), p.MobileDay, "", IssueMobileDaily})
+	}
+	cool := Limit{Max: 1, Period: p.Cooldown}
+	coolKey := counterKey(counterCooldown, pairSubject(mobile, requester))
+	reqKey := counterKey(counterRequests, s.mac(s.indexKey, "requests:"+c.Requester+"\x00"+c.Purpose))
+
 	var outcome IssueOutcome
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
 	err = s.update(ctx, func(txn *badger.Txn) error {
 		outcome = IssueStored
-		if until, err := lockedUntil(txn, counterKey(CounterWrongByRequester, requester), now, p.RequesterWrong); err != nil {
+		check := func(o IssueOutcome, key []byte, l Limit) error {
+			if outcome != IssueStored || !l.On() {
+				return nil
+			}
+			until, err := lockedUntil(txn, key, now, l)
+			if err == nil && !until.IsZero() {
+				outcome = o
+			}
 			return err
-		} else if !until.IsZero() {
-			outcome = IssueRequesterLocked
 		}
-		if outcome == IssueStored {
-			if until, err := lockedUntil(txn, counterKey(CounterWrongByMobile, mobile), now, p.MobileWrong); err != nil {
-				return err
-			} else if !until.IsZero() {
-				outcome = IssueMobileLocked
-			}
-		}
-		cool := Limit{Max: 1, Period: p.Cooldown}
-		if outcome == IssueStored && p.Cooldown > 0 {
-			if until, err := lockedUntil(txn, counterKey(CounterCooldown, mobile), now, cool); err != nil {
-				return err
-			} else if !until.IsZero() {
-				outcome = IssueCooldown
-			}
-		}
-		entry := AuditEntry{Event: EventCodeRequested, Requester: c.Requester, Agent: c.Agent,
-			Audience: c.Audience, MobileKey: c.MobileKey, Records: c.Records, Outcome: string(outcome)}
-		ckey := s.challengeKey(c.Requester, c.Purpose)
-		if outcome != IssueStored {
-			// A new request abandons the requester's previous code whatever
-			// happens to it, so the old code's fate reveals nothing about the
-			// new target — except that repeating the very same lookup inside
-			// the cooldown keeps the code already on its way. "The same" means
-			// the same records, not just the same mobile: otherwise a staff
-			// member could learn that two ID numbers share a mobile.
-			keep := false
-			if outcome == IssueCooldown {
-				if old, err := s.getChallenge(txn, ckey); err == nil && old.MobileKey == c.MobileKey && slices.Equal(old.Records, c.Records) {
-					keep = true
+		count := func(ws []sendWindow) error {
+			for _, w := range ws {
+				if outcome != IssueStored || !w.limit.On() {
+					continue
 				}
-			}
-			if !keep {
-				if err := txn.Delete(ckey); err != nil {
+				if _, err := bumpLabelled(txn, w.key, now, w.limit, w.label); err != nil {
 					return err
 				}
 			}
-			return s.appendAudit(txn, entry)
+			return nil
 		}
-		if p.Cooldown > 0 {
-			if _, err := bump(txn, counterKey(CounterCooldown, mobile), now, cool); err != nil {
+		// 1. The requester's own checks: what it asked, what it typed.
+		if p.Requests.On() {
+			w, err := bump(txn, reqKey, now, p.Requests)
+			if err != nil {
 				return err
+			}
+			if w.Count > p.Requests.Max {
+				outcome = IssueRequesterLimited
+			}
+		}
+		if err := check(IssueRequesterLocked, counterKey(CounterWrongByRequester, requester), p.RequesterWrong); err != nil {
+			return err
+		}
+		// 2. The shared windows, checked and counted before anything keyed
+		// by the destination: a lookup by reference or ID number is keyed
+		// by the record's mobile when there is one and by the identifier
+		// when there is none, and whatever those windows decide must not
+		// reach a pool other requesters can observe.
+		for _, w := range shared {
+			if err := check(w.outcome, w.key, w.limit); err != nil {
+				return err
+			}
+		}
+		if err := count(shared); err != nil {
+			return err
+		}
+		// 3. The destination's checks and windows.
+		if !p.ByOwner {
+			if err := check(IssueMobileLocked, counterKey(CounterWrongByMobile, mobile), p.MobileWrong); err != nil {
+				return err
+			}
+		}
+		if err := check(IssueCooldown, coolKey, cool); err != nil {
+			return err
+		}
+		for _, w := range own {
+			if err := check(w.outcome, w.key, w.limit); err != nil {
+				return err
+			}
+		}
+		if err := count(own); err != nil {
+			return err
+		}
+		if outcome == IssueStored && cool.On() {
+			if _, err := bump(txn, coolKey, now, cool); err != nil {
+				return err
+			}
+		}
+		c.Decoy = p.Decoy != "" || outcome != IssueStored
+		entry := AuditEntry{Event: EventCodeRequested, Requester: c.Requester, Agent: c.Agent,
+			Audience: c.Audience, MobileKey: c.MobileKey, Records: c.Records, Outcome: string(outcome)}
+		if outcome == IssueStored && p.Decoy != "" {
+			entry.Outcome = p.Decoy
+		}
+		ckey := s.challengeKey(c.Requester, c.Purpose)
+		if outcome == IssueCooldown {
+			// Repeating the very same lookup inside the cooldown keeps the
+			// code already on its way. "The same" means the same identifier
+			// and records, not just the same mobile (otherwise a staff member
+			// could learn that two ID numbers share a mobile), and the same
+			// tag, so the chat never shows a tag the SMS does not carry.
+			if old, err := s.getChallenge(txn, ckey); err == nil && old.MobileKey == c.MobileKey &&
+				old.Lookup == c.Lookup && old.Tag == c.Tag && slices.Equal(old.Records, c.Records) {
+				return s.appendAudit(txn, entry)
 			}
 		}
 		b, err := json.Marshal(c)
@@ -151,6 +302,14 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 		if err := txn.SetEntry(badger.NewEntry(ckey, b).WithTTL(ttl)); err != nil {
 			return err
 		}
+		if outcome == IssueStored && p.ByOwner {
+			// The owner's code replaces every code other chats hold for
+			// this mobile: Verify refuses those created until now.
+			e, _ := json.Marshal(ownerEpoch{At: now.UnixNano(), ID: c.ID})
+			if err := txn.SetEntry(badger.NewEntry(counterKey(counterOwnerEpoch, mobile), e).WithTTL(ownerEpochTTL)); err != nil {
+				return err
+			}
+		}
 		return s.appendAudit(txn, entry)
 	})
 	if err != nil {
@@ -160,6 +319,26 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 		return Challenge{}, "", err
 	}
 	return c, outcome, nil
+}
+
+// replacedByOwner reports whether the owner of c's mobile took over its
+// codes after c was created.
+func replacedByOwner(txn *badger.Txn, c Challenge, mobile []byte) (bool, error) {
+	if c.Owner {
+		return false, nil
+	}
+	item, err := txn.Get(counterKey(counterOwnerEpoch, mobile))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var e ownerEpoch
+	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+		return false, err
+	}
+	return e.ID != c.ID && c.CreatedAt.UnixNano() <= e.At, nil
 }
 
 // VerifyParams describe one code submission. Match compares the submitted
@@ -185,19 +364,29 @@ const (
 	VerifyUsed            VerifyOutcome = "used"
 	VerifyNoChallenge     VerifyOutcome = "no_challenge"
 	VerifyCodeDead        VerifyOutcome = "attempts_exhausted"
+	VerifyReplaced        VerifyOutcome = "replaced_by_owner"
 	VerifyMobileLocked    VerifyOutcome = "mobile_locked"
 	VerifyRequesterLocked VerifyOutcome = "requester_locked"
 )
 
 // Verify checks a submitted code against the requester's pending challenge
-// in one serialisable transaction: the attempt and the wrong-code counters
-// are written in the same commit as the outcome, and nothing is returned
-// until that commit is synced. A correct code consumes the challenge (so of
-// N concurrent correct submissions exactly one gets the grant) and mints a
-// grant bound to the requester covering the challenge's records.
+// in one serialisable transaction, synced before it returns. What can happen:
+//
+//   - the code matches a live challenge that is not a decoy: the attempt is
+//     counted, the challenge consumed (of N concurrent correct submissions
+//     exactly one gets here) and a grant minted, bound to the requester and
+//     covering the challenge's records. VerifyOK.
+//   - a live challenge (real or decoy) and no match: the attempt, the
+//     mobile's wrong count and the requester's are counted. VerifyWrong.
+//   - anything else — no challenge, expired, used, dead, replaced by the
+//     owner's code, mobile or requester locked: the requester's wrong count
+//     is counted all the same, so what stands behind a rejected code never
+//     changes what the requester can observe next.
+//
+// Reaching a wrong-code limit writes a locked entry beside the outcome's.
 func (s *Store) Verify(ctx context.Context, p VerifyParams) (Grant, VerifyOutcome, error) {
 	now := s.now()
-	requester := s.mac(s.indexKey, "requester:"+p.Requester)
+	requester := s.requesterSubject(p.Requester)
 	var (
 		grant   Grant
 		outcome VerifyOutcome
@@ -208,23 +397,30 @@ func (s *Store) Verify(ctx context.Context, p VerifyParams) (Grant, VerifyOutcom
 		grant, outcome = Grant{}, ""
 		entry := AuditEntry{Requester: p.Requester}
 		reqKey := counterKey(CounterWrongByRequester, requester)
-		if until, err := lockedUntil(txn, reqKey, now, p.RequesterWrong); err != nil {
-			return err
-		} else if !until.IsZero() {
-			outcome = VerifyRequesterLocked
-			entry.Event, entry.Outcome = EventLocked, string(outcome)
-			return s.appendAudit(txn, entry)
+		if p.RequesterWrong.On() {
+			if until, err := lockedUntil(txn, reqKey, now, p.RequesterWrong); err != nil {
+				return err
+			} else if !until.IsZero() {
+				outcome = VerifyRequesterLocked
+			}
 		}
 		ckey := s.challengeKey(p.Requester, p.Purpose)
-		c, err := s.getChallenge(txn, ckey)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			outcome = VerifyNoChallenge
-		case err != nil:
-			return err
+		var c Challenge
+		var mobile []byte
+		if outcome == "" {
+			var err error
+			c, err = s.getChallenge(txn, ckey)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				outcome = VerifyNoChallenge
+			case err != nil:
+				return err
+			default:
+				mobile = mustHex(c.MobileKey)
+				entry.Audience, entry.Agent, entry.MobileKey, entry.Records = c.Audience, c.Agent, c.MobileKey, c.Records
+			}
 		}
 		if outcome == "" {
-			entry.Audience, entry.Agent, entry.MobileKey, entry.Records = c.Audience, c.Agent, c.MobileKey, c.Records
 			switch {
 			case c.Consumed:
 				outcome = VerifyUsed
@@ -234,63 +430,76 @@ func (s *Store) Verify(ctx context.Context, p VerifyParams) (Grant, VerifyOutcom
 				outcome = VerifyCodeDead
 			}
 		}
-		var mobKey []byte
 		if outcome == "" {
-			mobKey = counterKey(CounterWrongByMobile, mustHex(c.MobileKey))
+			if replaced, err := replacedByOwner(txn, c, mobile); err != nil {
+				return err
+			} else if replaced {
+				outcome = VerifyReplaced
+			}
+		}
+		mobKey := counterKey(CounterWrongByMobile, mobile)
+		if outcome == "" && !c.Owner && p.MobileWrong.On() {
+			// Strangers' wrong codes lock a mobile against strangers; the
+			// owner's own code is guessable only from the owner's chat.
 			if until, err := lockedUntil(txn, mobKey, now, p.MobileWrong); err != nil {
 				return err
 			} else if !until.IsZero() {
 				outcome = VerifyMobileLocked
 			}
 		}
-		if outcome != "" {
-			entry.Event, entry.Outcome = EventCodeRejected, string(outcome)
-			if outcome == VerifyMobileLocked {
-				entry.Event = EventLocked
+		var entries []AuditEntry
+		if outcome == "" {
+			// A live challenge: count the attempt, then check.
+			c.Attempts++
+			if !c.Decoy && p.Match(c) {
+				c.Consumed = true
+				outcome = VerifyOK
+				grant = Grant{ID: NewID(), Requester: p.Requester, Audience: c.Audience, Agent: c.Agent,
+					MobileKey: c.MobileKey, Records: c.Records, ExpiresAt: now.Add(p.GrantTTL)}
+				if err := s.putGrant(txn, grant, p.GrantTTL); err != nil {
+					return err
+				}
+			} else {
+				outcome = VerifyWrong
 			}
-			return s.appendAudit(txn, entry)
-		}
-
-		// A live challenge: count the attempt, then check.
-		var locked *AuditEntry
-		c.Attempts++
-		if p.Match(c) {
-			c.Consumed = true
-			outcome = VerifyOK
-			grant = Grant{ID: NewID(), Requester: p.Requester, Audience: c.Audience, Agent: c.Agent,
-				MobileKey: c.MobileKey, Records: c.Records, ExpiresAt: now.Add(p.GrantTTL)}
-			if err := s.putGrant(txn, grant, p.GrantTTL); err != nil {
+			b, err := json.Marshal(c)
+			if err != nil {
 				return err
 			}
-			entry.Event, entry.Outcome = EventCodeVerified, string(outcome)
-		} else {
-			outcome = VerifyWrong
-			entry.Event, entry.Outcome = EventCodeRejected, string(outcome)
+			ttl := c.ExpiresAt.Sub(now) + time.Minute
+			if err := txn.SetEntry(badger.NewEntry(ckey, b).WithTTL(ttl)); err != nil {
+				return err
+			}
+		}
+		entry.Event, entry.Outcome = EventCodeRejected, string(outcome)
+		switch outcome {
+		case VerifyOK:
+			entry.Event = EventCodeVerified
+			return s.appendAudit(txn, entry)
+		case VerifyMobileLocked, VerifyRequesterLocked:
+			entry.Event = EventLocked
+		}
+		entries = append(entries, entry)
+		limitReached := false
+		if outcome == VerifyWrong && p.MobileWrong.On() {
 			mw, err := bump(txn, mobKey, now, p.MobileWrong)
 			if err != nil {
 				return err
 			}
+			limitReached = mw.Count == p.MobileWrong.Max
+		}
+		if p.RequesterWrong.On() {
 			rw, err := bump(txn, reqKey, now, p.RequesterWrong)
 			if err != nil {
 				return err
 			}
-			if mw.Count >= p.MobileWrong.Max || rw.Count >= p.RequesterWrong.Max {
-				locked = &AuditEntry{Event: EventLocked, Requester: p.Requester, Agent: c.Agent,
-					MobileKey: c.MobileKey, Outcome: "limit_reached"}
-			}
+			limitReached = limitReached || rw.Count == p.RequesterWrong.Max
 		}
-		b, err := json.Marshal(c)
-		if err != nil {
-			return err
+		if limitReached {
+			entries = append(entries, AuditEntry{Event: EventLocked, Requester: p.Requester, Agent: c.Agent,
+				MobileKey: c.MobileKey, Outcome: "limit_reached"})
 		}
-		ttl := c.ExpiresAt.Sub(now) + time.Minute
-		if err := txn.SetEntry(badger.NewEntry(ckey, b).WithTTL(ttl)); err != nil {
-			return err
-		}
-		if locked != nil {
-			return s.appendAudit(txn, entry, *locked)
-		}
-		return s.appendAudit(txn, entry)
+		return s.appendAudit(txn, entries...)
 	})
 	if err != nil {
 		return Grant{}, "", fmt.Errorf("store: verify: %w", err)

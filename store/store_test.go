@@ -568,12 +568,24 @@ func TestCooldownKeepsACodeOnlyForTheSameLookup(t *testing.T) {
 	}
 	clk.Add(2 * time.Minute)
 	issueFor(asha, "333")
-	// Another person on the same mobile: the old code dies, exactly as it
-	// would for a number that matches nothing.
+	// Another person on the same mobile: the old code dies — a decoy takes
+	// its place — exactly as it would for a number that matches nothing.
 	if out := issueFor(ravi, "444"); out != store.IssueCooldown {
 		t.Fatal(out)
 	}
-	if out := staffVerify("333"); out != store.VerifyNoChallenge {
+	if out := staffVerify("333"); out != store.VerifyWrong {
 		t.Fatalf("a lookup of another ID on the same mobile left the old code alive: %v", out)
+	}
+	clk.Add(2 * time.Minute)
+	issueFor(asha, "555")
+	nobody := store.Target{MobileKey: s.LookupKey(pii.Identifier{Kind: pii.KindReference, Ref: "99999999999999"})}
+	_, out, err := s.Issue(ctx, store.IssueParams{Challenge: store.Challenge{Requester: "tg:agent", Purpose: "staff",
+		Audience: store.AudienceStaff, MobileKey: nobody.MobileKey, MAC: []byte("555"),
+		ExpiresAt: clk.Now().Add(3 * time.Minute), MaxAttempts: 3}, Decoy: "no_target", Cooldown: time.Minute, MobileWrong: limits.mob, RequesterWrong: limits.req})
+	if err != nil || out != store.IssueStored {
+		t.Fatal(out, err)
+	}
+	if out := staffVerify("555"); out != store.VerifyWrong {
+		t.Fatalf("after a lookup that matches nothing: %v", out)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
+	"github.com/otpgate/otpgate/internal/app"
+	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/otp/twilio/twiliotest"
 )
 
@@ -67,6 +69,10 @@ func metricValue(body, name string, labels ...string) float64 {
 	}
 	return total
 }
+
+// envT names the command environment type, which TestOperations's env
+// variable shadows.
+type envT = env
 
 // TestOperations runs serve as a real process with the ops endpoints and
 // JSON logs at debug level, drives a flow through injected Telegram and
@@ -134,11 +140,9 @@ func TestOperations(t *testing.T) {
 		min    float64
 	}{
 		{"otpgate_codes_requested_total", nil, 1},
-		{"otpgate_codes_sent_total", nil, 1},
-		{"otpgate_verifications_total", []string{`outcome="verified"`}, 1},
-		{"otpgate_verifications_total", []string{`outcome="wrong"`}, 1},
+		{"otpgate_verifications_total", []string{`result="verified"`}, 1},
+		{"otpgate_verifications_total", []string{`result="rejected"`}, 1},
 		{"otpgate_releases_total", []string{`audience="beneficiary"`}, 1},
-		{"otpgate_verify_to_send_ratio", nil, 1},
 		{"otpgate_telegram_updates_total", nil, 3},
 		{"otpgate_telegram_send_queue_depth", nil, 0},
 	} {
@@ -146,10 +150,52 @@ func TestOperations(t *testing.T) {
 			t.Errorf("%s%v = %v, want ≥ %v", m.name, m.labels, v, m.min)
 		}
 	}
-	for _, bad := range []string{"9000000501", "99}", "Harpreet", code} {
+	for _, bad := range []string{"9000000501", "99}", "Harpreet", code,
+		// Series that would tell a scraper whether a lookup matched a record.
+		"otpgate_codes_sent_total", "otpgate_codes_not_sent_total", "otpgate_verification_outcomes_total",
+		"otpgate_sms_errors_total", "otpgate_verify_to_send_ratio", "otpgate_sms_cap_remaining", `outcome="wrong"`} {
 		if strings.Contains(body, bad) {
 			t.Errorf("/metrics contains %q", bad)
 		}
+	}
+	// The operator's metrics need the ops token.
+	if code, _ := get(t, "http://"+ops+"/metrics/ops"); code != http.StatusUnauthorized {
+		t.Errorf("/metrics/ops without the ops token: %d", code)
+	}
+	ks, _ := keys.Derive(bytes.Repeat([]byte{9}, keyHexLen))
+	req, _ := http.NewRequest(http.MethodGet, "http://"+ops+"/metrics/ops", nil)
+	req.Header.Set("Authorization", "Bearer "+app.OpsToken(ks))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opsBody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []struct {
+		name   string
+		labels []string
+		min    float64
+	}{
+		{"otpgate_codes_sent_total", nil, 1},
+		{"otpgate_verification_outcomes_total", []string{`outcome="verified"`}, 1},
+		{"otpgate_verification_outcomes_total", []string{`outcome="wrong"`}, 1},
+		{"otpgate_verify_to_send_ratio", nil, 1},
+		{"otpgate_sms_cap_remaining", []string{`cap="global"`}, 599},
+	} {
+		if v := metricValue(string(opsBody), m.name, m.labels...); v < m.min {
+			t.Errorf("/metrics/ops %s%v = %v, want ≥ %v", m.name, m.labels, v, m.min)
+		}
+	}
+	// `otpgate limits` reads the caps of the running process, and lifts one.
+	var out, errOut bytes.Buffer
+	limitsEnv := func() envT { return envT{stdout: &out, stderr: &errOut, environ: env} }
+	if rc := run(ctx, []string{"limits"}, limitsEnv()); rc != 0 ||
+		!strings.Contains(out.String(), "global") || !strings.Contains(out.String(), "1/600") || !strings.Contains(out.String(), "prefix +9190000") {
+		t.Errorf("otpgate limits: %d %q %q", rc, out.String(), errOut.String())
+	}
+	out.Reset()
+	if rc := run(ctx, []string{"limits", "lift", "global"}, limitsEnv()); rc != 0 || !strings.Contains(out.String(), "lifted global") {
+		t.Errorf("otpgate limits lift global: %d %q %q", rc, out.String(), errOut.String())
 	}
 
 	// Telegram goes away: not ready; it comes back: ready.

@@ -36,6 +36,7 @@ func commands() []command {
 		{"keys", "print the public keys that verify vaccination proofs (JWKS)", runKeys},
 		{"verify", "check a vaccination proof: its text or an image of its QR code", runVerify},
 		{"proof", "revoke a vaccination proof (proof revoke ID)", runProof},
+		{"limits", "show the running bot's SMS send caps, or lift a drained one", runLimits},
 		{"config", "print every setting with its default and description", runConfig},
 	}
 }

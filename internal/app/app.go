@@ -65,8 +65,12 @@ type Deps struct {
 	Stdout, Stderr io.Writer
 	// Logger replaces the configured logger (tests capture logs with it).
 	Logger *slog.Logger
-	// Registry receives every metric; nil makes a new one (NewRegistry).
+	// Registry receives the public metrics (/metrics); nil makes a new one
+	// (NewRegistry).
 	Registry *prometheus.Registry
+	// OpsRegistry receives the operator's metrics, served only with the ops
+	// token (/metrics/ops); nil makes a new one.
+	OpsRegistry *prometheus.Registry
 	// Now is the clock of every component; nil means time.Now.
 	Now func() time.Time
 	// Sender replaces the configured SMS provider (tests, benchmarks).
@@ -104,7 +108,10 @@ type App struct {
 	Engine   *bot.Engine
 	Telegram *telegram.Bot
 	Registry *prometheus.Registry
-	Log      *slog.Logger
+	// OpsRegistry holds the metrics that would tell a scraper which lookups
+	// matched a record: served only behind the ops token.
+	OpsRegistry *prometheus.Registry
+	Log         *slog.Logger
 	// ProofKeys verify the proofs this program signs (current and retired
 	// signing keys): `otpgate keys` prints them.
 	ProofKeys proof.KeySet
@@ -139,6 +146,9 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 	if deps.Registry == nil {
 		deps.Registry = NewRegistry()
 	}
+	if deps.OpsRegistry == nil {
+		deps.OpsRegistry = prometheus.NewRegistry()
+	}
 	if deps.ShutdownBudget <= 0 {
 		deps.ShutdownBudget = ShutdownBudget
 	}
@@ -146,7 +156,7 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 	if log == nil {
 		log = NewLogger(deps.Stderr, cfg)
 	}
-	a = &App{Config: cfg, Registry: deps.Registry, Log: log, deps: deps}
+	a = &App{Config: cfg, Registry: deps.Registry, OpsRegistry: deps.OpsRegistry, Log: log, deps: deps}
 	applyMemoryLimit(cfg.MemoryLimit, log)
 	defer func() {
 		if err != nil {
@@ -211,7 +221,8 @@ func (a *App) buildEngine() error {
 	}
 	a.OTP, err = otp.New(otp.Options{
 		Store: a.Store, Sender: sender, CodeKey: a.Keys.Code, Policy: pol, Templates: tpl,
-		Logger: log, Now: deps.Now, Registerer: deps.Registry, Workers: deps.SMSWorkers, Queue: deps.SMSQueue,
+		Logger: log, Now: deps.Now, Registerer: deps.Registry, OpsRegisterer: deps.OpsRegistry,
+		Workers: deps.SMSWorkers, Queue: deps.SMSQueue,
 	})
 	if err != nil {
 		return err
@@ -315,6 +326,7 @@ func (a *App) OpsAddr() string {
 }
 
 func (a *App) startOps() error {
+	limits := LimitsHandler(a.OTP, a.Keys, a.Log)
 	ops, err := StartOps(OpsOptions{
 		Addr: a.Config.OpsListen, Registry: a.Registry, Logger: a.Log,
 		Checks: map[string]Check{
@@ -332,6 +344,9 @@ func (a *App) startOps() error {
 		Extra: map[string]http.Handler{
 			"GET /backup":         BackupHandler(a.Store, a.Keys, a.Log),
 			"POST /proofs/revoke": a.revokeHandler(),
+			"GET /metrics/ops":    OpsMetricsHandler(a.OpsRegistry, a.Keys, a.Log),
+			"GET /limits":         limits,
+			"POST /limits/lift":   limits,
 		},
 	})
 	if err != nil {
@@ -381,6 +396,7 @@ func Policy(cfg config.Config) otp.Policy {
 	p.ResendCooldown = cfg.ResendCooldown
 	p.SendsPerMobileHour = cfg.SendsPerMobileHour
 	p.SendsPerMobileDay = cfg.SendsPerMobileDay
+	p.OwnerSendsPerHour = cfg.OwnerSendsPerHour
 	p.WrongPerMobile = store.Limit{Max: cfg.WrongCodesPerMobileHour, Period: time.Hour}
 	p.WrongPerRequester = store.Limit{Max: cfg.WrongCodesPerRequesterHour, Period: time.Hour}
 	p.RequestsPerRequesterHr = cfg.RequestsPerRequesterHour

@@ -38,7 +38,7 @@ func TestStopHoldsTheShutdownBudget(t *testing.T) {
 	}
 	m, _ := pii.ParseMobile("9000000001")
 	importOne(t, a, m)
-	if err := a.OTP.Request(context.Background(), otp.Request{Requester: "console:1",
+	if _, err := a.OTP.Request(context.Background(), otp.Request{Requester: "console:1",
 		Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: m}, Audience: store.AudienceBeneficiary, Lang: "en"}); err != nil {
 		t.Fatal(err)
 	}

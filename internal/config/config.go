@@ -70,10 +70,11 @@ type Config struct {
 
 	OTPTTL         time.Duration `envconfig:"OTP_TTL" default:"3m" desc:"how long a code is valid; at most 10m (NIST SP 800-63B)"`
 	OTPMaxAttempts int           `envconfig:"OTP_MAX_ATTEMPTS" default:"3" desc:"wrong entries that kill a code, 1-10"`
-	ResendCooldown time.Duration `envconfig:"RESEND_COOLDOWN" default:"60s" desc:"minimum time between two codes to one mobile"`
+	ResendCooldown time.Duration `envconfig:"RESEND_COOLDOWN" default:"60s" desc:"minimum time between two codes to one mobile for the same chat user"`
 
 	SendsPerMobileHour         int `envconfig:"SENDS_PER_MOBILE_HOUR" default:"5" desc:"codes sent to one mobile per hour"`
 	SendsPerMobileDay          int `envconfig:"SENDS_PER_MOBILE_DAY" default:"10" desc:"codes sent to one mobile per day"`
+	OwnerSendsPerHour          int `envconfig:"OWNER_SENDS_PER_HOUR" default:"3" desc:"codes per hour reserved for the owner of a mobile, who proved it by sharing their own Telegram contact: strangers cannot spend them; at most 10"`
 	WrongCodesPerMobileHour    int `envconfig:"WRONG_CODES_PER_MOBILE_HOUR" default:"10" desc:"wrong codes per mobile per hour across all its codes (a new code does not reset it)"`
 	WrongCodesPerRequesterHour int `envconfig:"WRONG_CODES_PER_REQUESTER_HOUR" default:"10" desc:"wrong codes per chat user per hour"`
 	RequestsPerRequesterHour   int `envconfig:"REQUESTS_PER_REQUESTER_HOUR" default:"5" desc:"code requests per chat user per hour"`

@@ -22,6 +22,10 @@ const (
 	// MaxOTPAttempts bounds OTPGATE_OTP_MAX_ATTEMPTS: more wrong entries per
 	// code than this makes guessing a 6-digit code too cheap.
 	MaxOTPAttempts = 10
+	// MaxOwnerSendsPerHour bounds OTPGATE_OWNER_SENDS_PER_HOUR: the reserve
+	// keeps an owner from being locked out; it must not become a way round
+	// the per-mobile window.
+	MaxOwnerSendsPerHour = 10
 	// MaxReleaseDeleteAfter: Telegram lets bots delete messages under 48 h old.
 	MaxReleaseDeleteAfter = 48*time.Hour - time.Minute
 	// MinMemoryLimit: below it the garbage collector would run without
@@ -80,6 +84,12 @@ var validators = map[string]func(c *Config) error{
 	"StaffRequestsPerHour":       func(c *Config) error { return atLeastOne(c.StaffRequestsPerHour) },
 	"SendsPerPrefixHour":         func(c *Config) error { return atLeastOne(c.SendsPerPrefixHour) },
 	"GlobalSMSPerHour":           func(c *Config) error { return atLeastOne(c.GlobalSMSPerHour) },
+	"OwnerSendsPerHour": func(c *Config) error {
+		if c.OwnerSendsPerHour < 1 || c.OwnerSendsPerHour > MaxOwnerSendsPerHour {
+			return fmt.Errorf("is %d; must be between 1 and %d (a reserve for the owner, not a second budget)", c.OwnerSendsPerHour, MaxOwnerSendsPerHour)
+		}
+		return nil
+	},
 	"SMSCountries": func(c *Config) error {
 		for _, cc := range c.SMSCountries {
 			if len(cc) > 3 || !allDigits(cc) {

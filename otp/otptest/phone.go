@@ -69,3 +69,15 @@ func (p *Phone) Count() int {
 	}
 	return n
 }
+
+// Messages returns every message to mobile (any accepted spelling), oldest
+// first.
+func (p *Phone) Messages(mobile string) []string {
+	m, err := pii.ParseMobile(mobile)
+	if err != nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.msgs[m]...)
+}
