@@ -34,7 +34,7 @@ func commandTable() []command {
 		{name: "lookup", menu: msgMenuLookup, private: (*conv).lookupCommand, staff: (*conv).staffLookup, groupHint: true},
 		{name: "history", menu: msgMenuHistory, private: func(c *conv, _ string) { c.history() }, groupHint: true},
 		{name: "certificate", menu: msgMenuCertificate, private: func(c *conv, _ string) { c.certificate() }},
-	{name: "logout", menu: msgMenuLogout, private: func(c *conv, _ string) { c.logout() }},
+		{name: "logout", menu: msgMenuLogout, private: func(c *conv, _ string) { c.logout() }},
 		{name: "cancel", menu: msgMenuCancel, private: func(c *conv, _ string) { c.cancel() }},
 		{name: "language", menu: msgMenuLanguage, private: (*conv).language},
 		{name: "privacy", menu: msgMenuPrivacy, private: func(c *conv, _ string) { c.privacy() }},

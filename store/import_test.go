@@ -107,11 +107,11 @@ func TestImportFirstLoadRejectsAndChangesNothing(t *testing.T) {
 			auditBefore, _ := s.VerifyAudit(ctx)
 			var rs []store.ImportRow
 			rs = append(rs, rec(t, "30000000000001", "First", "9300000001", "345634563451")) // line 1
-			for i := range 7 { // lines 2-8: the seventh on one mobile is refused (line 8)
+			for i := range 7 {                                                               // lines 2-8: the seventh on one mobile is refused (line 8)
 				rs = append(rs, rec(t, fmt.Sprintf("3100000000000%d", i), "Family", "9300000002", fmt.Sprintf("45674567451%d", i)))
 			}
 			rs = append(rs, rec(t, "30000000000001", "Repeat", "9300000003", "345634563452")) // line 9 repeats line 1
-			rs = append(rs, store.ImportRow{Problem: "gender: must be M, F or O"})               // line 10
+			rs = append(rs, store.ImportRow{Problem: "gender: must be M, F or O"})            // line 10
 			_, err := s.Import(ctx, rows(rs...))
 			var ie *store.ImportError
 			if !errors.As(err, &ie) {
