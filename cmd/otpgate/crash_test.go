@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -117,13 +118,63 @@ func TestRecordDeletedAfter5xx(t *testing.T) {
 }
 
 // otpgateProcessServing starts serve again on env and waits until it polls.
-func otpgateProcessServing(t *testing.T, tg *tf.Server, env []string) (*syncBuffer, *syncBuffer) {
+func otpgateProcessServing(t *testing.T, tg *tf.Server, env []string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
-	_, out, logs := otpgateProcess(t, env, "serve")
+	cmd, _, logs := otpgateProcess(t, env, "serve")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := tg.WaitFor(ctx, tg.Polling); err != nil {
 		t.Fatalf("serve did not start polling again: %v\n%s", err, logs)
 	}
-	return out, logs
+	return cmd, logs
+}
+
+// TestRestartKeepsTheHourlyCap: a serve process restarted in the middle of
+// the hour still counts the codes sent to a mobile before the restart.
+func TestRestartKeepsTheHourlyCap(t *testing.T) {
+	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
+	defer tg.Close()
+	tw := twiliotest.New(twSID, twToken)
+	defer tw.Close()
+	env := crashEnv(t, tg, tw, "OTPGATE_SENDS_PER_MOBILE_HOUR=2")
+	cmd, logs := importAndServe(t, tg, env, crashRecord)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	lookup := func(user int64) {
+		tg.SendText(tf.Private(user), tf.User{ID: user, FirstName: "U", LanguageCode: "en"}, "/lookup 9000000501")
+		if _, err := tg.WaitLatest(ctx, user, 1, func(tf.SentMessage) bool { return true }); err != nil {
+			t.Fatalf("no answer to %d: %v\n%s", user, err, logs)
+		}
+	}
+	lookup(1101)
+	lookup(1102)
+	if _, err := tw.WaitMessages(ctx, 2); err != nil {
+		t.Fatalf("two codes before the restart: %v", err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve did not stop cleanly: %v\n%s", err, logs)
+	}
+	srv, logs2 := otpgateProcessServing(t, tg, env)
+	lookup(1103)
+	// Stop the new process so that the audit log can be read, then see
+	// what became of the third request.
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Wait(); err != nil {
+		t.Fatalf("serve did not stop cleanly: %v\n%s", err, logs2)
+	}
+	_, out, errOut := runCmd(env, "", "audit", "export")
+	if errOut != "" && !strings.Contains(errOut, "exported") {
+		t.Logf("audit export: %s", errOut)
+	}
+	if !strings.Contains(out, `"outcome":"mobile_hourly_limit"`) {
+		t.Fatalf("the third request in the hour was not refused by the hourly cap:\n%s\n%s", out, logs2)
+	}
+	if n := len(tw.Messages()); n != 2 {
+		t.Fatalf("%d SMS in the hour, want 2 (the cap)", n)
+	}
 }
