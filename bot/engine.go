@@ -38,7 +38,9 @@ import (
 type Gate interface {
 	// Request queues a code request and returns the request tag to show.
 	Request(ctx context.Context, r otp.Request) (string, error)
-	Verify(ctx context.Context, requester string, audience store.Audience, code pii.Code) (store.Grant, error)
+	// VerifyFor checks code; a non-empty tag accepts only the code of the
+	// request with that tag (see otp.Service.VerifyFor).
+	VerifyFor(ctx context.Context, requester string, audience store.Audience, code pii.Code, tag string) (store.Grant, error)
 	Cancel(ctx context.Context, requester string, audience store.Audience) error
 }
 
@@ -49,8 +51,8 @@ type Records interface {
 	Release(ctx context.Context, ref store.GrantRef, handle string) (store.View, error)
 	History(ctx context.Context, ref store.GrantRef, limit int) ([]store.Access, error)
 	EndGrant(ctx context.Context, ref store.GrantRef) error
-	CreateLink(ctx context.Context, requester string, ttl time.Duration) (string, error)
-	RedeemLink(ctx context.Context, token, requester string) error
+	CreateLink(ctx context.Context, requester, tag string, ttl time.Duration) (string, error)
+	RedeemLink(ctx context.Context, token, requester string) (tag string, err error)
 }
 
 var (

@@ -66,7 +66,7 @@ func (c *conv) staffLookup(arg string) {
 		c.say(msgTryLater)
 		return
 	}
-	token, err := c.e.o.Records.CreateLink(c.ctx, requester, c.e.o.CodeTTL)
+	token, err := c.e.o.Records.CreateLink(c.ctx, requester, tag, c.e.o.CodeTTL)
 	if err != nil {
 		c.e.log.Error("staff link", "err", err)
 		c.say(msgTryLater)
@@ -145,7 +145,7 @@ func asciiDigits(s string) string {
 // redeemLink is "/start <token>" in a private chat: a staff member arriving
 // from the group's button.
 func (c *conv) redeemLink(token string) {
-	err := c.e.o.Records.RedeemLink(c.ctx, token, c.requester())
+	tag, err := c.e.o.Records.RedeemLink(c.ctx, token, c.requester())
 	switch {
 	case errors.Is(err, store.ErrLinkInvalid):
 		c.say(msgLinkInvalid)
@@ -155,6 +155,6 @@ func (c *conv) redeemLink(token string) {
 		c.say(msgTryLater)
 		return
 	}
-	c.s.state = stateAwaitStaffCode
+	c.s.state, c.s.staffTag = stateAwaitStaffCode, tag
 	c.say(msgStaffEnterCode, c.e.o.CodeLength)
 }

@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/otpgate/otpgate/bot"
@@ -72,5 +73,45 @@ func TestPrivateEditsAndCaptionsAreNotCodes(t *testing.T) {
 	r := send(bot.Update{Text: code})
 	if len(r) == 0 || len(r[0].Buttons) != 2 {
 		t.Fatalf("the code no longer works after an edit and a caption: %s", joined(r))
+	}
+}
+
+// TestStaffLinkOnlyForItsLookup: a one-time link works only for the lookup
+// it came from; the code of a later lookup cannot be entered through it.
+func TestStaffLinkOnlyForItsLookup(t *testing.T) {
+	a := newStaffHarness(t)
+	ctx := context.Background()
+	lookup := func(id string) string {
+		r := a.Engine.Handle(ctx, bot.Update{ChatID: helpdesk, ChatKind: bot.ChatGroup, UserID: agent, MessageID: 5, Text: "/lookup " + id})
+		a.Idle(t)
+		for _, rep := range r {
+			for _, row := range rep.Buttons {
+				for _, b := range row {
+					if b.Start != "" {
+						return b.Start
+					}
+				}
+			}
+		}
+		t.Fatalf("no link: %+v", r)
+		return ""
+	}
+	private := func(text string) string {
+		r := a.Engine.Handle(ctx, bot.Update{ChatID: agent, ChatKind: bot.ChatPrivate, UserID: agent, MessageID: 6, Text: text})
+		a.Idle(t)
+		return joined(r)
+	}
+	first := lookup("9000000201")
+	second := lookup("9000000202")
+	private("/start " + first)
+	if out := private(a.Phone.Code("9000000202")); strings.Contains(out, "Farah Khan") {
+		t.Fatalf("the second lookup's code worked through the first lookup's link: %q", out)
+	}
+	// Through its own link, a fresh lookup's code works.
+	third := lookup("9000000202")
+	_ = second
+	private("/start " + third)
+	if out := private(a.Phone.Code("9000000202")); !strings.Contains(out, "Farah Khan") {
+		t.Fatalf("the lookup's own link and code: %q", out)
 	}
 }

@@ -76,7 +76,11 @@ func (c *conv) requestMobile(input string, provedByContact bool) {
 }
 
 func (c *conv) verify(code pii.Code, aud store.Audience) {
-	g, err := c.e.o.Gate.Verify(c.ctx, c.requester(), aud, code)
+	tag := ""
+	if aud == store.AudienceStaff {
+		tag = c.s.staffTag
+	}
+	g, err := c.e.o.Gate.VerifyFor(c.ctx, c.requester(), aud, code, tag)
 	switch {
 	case errors.Is(err, otp.ErrCodeRejected):
 		c.say(msgCodeRejected).DeleteMessage = c.u.MessageID

@@ -19,6 +19,9 @@ type session struct {
 	grantAudience store.Audience
 	lastSeen      time.Time
 	warned        int64 // the flood window (its reset time) the user was last warned in
+	// staffTag is the request tag of the lookup whose one-time link a
+	// staff member redeemed: only that lookup's code is accepted.
+	staffTag string
 }
 
 type state int

@@ -16,6 +16,7 @@ package otp
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/subtle"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -510,9 +511,21 @@ func prefix(m pii.Mobile) string {
 // returns a grant bound to the requester, covering the records on the mobile
 // the code went to.
 func (s *Service) Verify(ctx context.Context, requester string, audience store.Audience, code pii.Code) (store.Grant, error) {
+	return s.VerifyFor(ctx, requester, audience, code, "")
+}
+
+// VerifyFor is Verify for one lookup: when tag is set, only the code of
+// the request that was given that tag is accepted (a helpdesk agent's
+// one-time link carries its lookup's tag, so a later lookup's code cannot
+// be entered through an earlier link). Any other code is rejected, and
+// counted, like a wrong one.
+func (s *Service) VerifyFor(ctx context.Context, requester string, audience store.Audience, code pii.Code, tag string) (store.Grant, error) {
 	g, outcome, err := s.store.Verify(ctx, store.VerifyParams{
 		Requester: requester, Purpose: string(audience),
-		Match:          func(c store.Challenge) bool { return hmac.Equal(s.codeMAC(c, code), c.MAC) },
+		Match: func(c store.Challenge) bool {
+			mac := hmac.Equal(s.codeMAC(c, code), c.MAC)
+			return mac && (tag == "" || subtle.ConstantTimeCompare([]byte(c.Tag), []byte(tag)) == 1)
+		},
 		MobileWrong:    s.pol.WrongPerMobile,
 		RequesterWrong: s.pol.WrongPerRequester,
 		GrantTTL:       s.pol.GrantTTL,

@@ -117,7 +117,7 @@ func TestBackupRoundTrip(t *testing.T) {
 	if _, err := s.History(ctx, g.Ref(), 10); err != nil {
 		t.Fatal(err)
 	}
-	link, err := s.CreateLink(ctx, "tg:9", time.Hour)
+	link, err := s.CreateLink(ctx, "tg:9", "KX42", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestBackupRoundTrip(t *testing.T) {
 	if _, out, _ := verify(r, "tg:2", "343434"); out != store.VerifyUsed {
 		t.Fatalf("consumed code after restore: %v", out)
 	}
-	if err := r.RedeemLink(ctx, link, "tg:9"); err != nil {
+	if tag, err := r.RedeemLink(ctx, link, "tg:9"); err != nil || tag != "KX42" {
 		t.Fatalf("link: %v", err)
 	}
 	if d, _ := r.DueDeletions(ctx, del.Due, 10); len(d) != 1 || d[0].ChatID != 42 {

@@ -22,14 +22,16 @@ type link struct {
 	Requester string    `json:"q"`
 	ExpiresAt time.Time `json:"e"`
 	Used      bool      `json:"u,omitempty"`
+	Tag       string    `json:"g,omitempty"`
 }
 
-// CreateLink makes a random one-time token for requester, valid for ttl.
-// It moves a staff lookup from a group chat to a private one: the group
-// sees only a button carrying the token.
-func (s *Store) CreateLink(ctx context.Context, requester string, ttl time.Duration) (string, error) {
+// CreateLink makes a random one-time token for requester, valid for ttl,
+// for the lookup whose request tag is tag. It moves a staff lookup from a
+// group chat to a private one: the group sees only a button carrying the
+// token.
+func (s *Store) CreateLink(ctx context.Context, requester, tag string, ttl time.Duration) (string, error) {
 	token := NewID()
-	b, _ := json.Marshal(link{Requester: requester, ExpiresAt: s.now().Add(ttl)})
+	b, _ := json.Marshal(link{Requester: requester, ExpiresAt: s.now().Add(ttl), Tag: tag})
 	err := s.update(ctx, func(txn *badger.Txn) error {
 		return txn.SetEntry(badger.NewEntry(append([]byte{pfxLink}, token...), b).WithTTL(ttl + time.Minute))
 	})
@@ -39,14 +41,16 @@ func (s *Store) CreateLink(ctx context.Context, requester string, ttl time.Durat
 	return token, s.sync()
 }
 
-// RedeemLink consumes token for requester. A token presented by anyone else
-// is refused and stays usable by its owner until it expires.
-func (s *Store) RedeemLink(ctx context.Context, token, requester string) error {
+// RedeemLink consumes token for requester and returns the request tag of
+// the lookup it was made for: only that lookup's code may be entered
+// through it. A token presented by anyone else is refused and stays usable
+// by its owner until it expires.
+func (s *Store) RedeemLink(ctx context.Context, token, requester string) (tag string, err error) {
 	if token == "" || len(token) > 64 {
-		return ErrLinkInvalid
+		return "", ErrLinkInvalid
 	}
 	key := append([]byte{pfxLink}, token...)
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err = s.update(ctx, func(txn *badger.Txn) error {
 		item, err := txn.Get(key)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrLinkInvalid
@@ -61,12 +65,12 @@ func (s *Store) RedeemLink(ctx context.Context, token, requester string) error {
 		if l.Used || !s.now().Before(l.ExpiresAt) || subtle.ConstantTimeCompare([]byte(l.Requester), []byte(requester)) != 1 {
 			return ErrLinkInvalid
 		}
-		l.Used = true
+		l.Used, tag = true, l.Tag
 		b, _ := json.Marshal(l)
 		return txn.SetEntry(badger.NewEntry(key, b).WithTTL(max(time.Until(l.ExpiresAt), 0) + time.Minute))
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
-	return s.sync()
+	return tag, s.sync()
 }
