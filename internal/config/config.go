@@ -87,7 +87,7 @@ type Config struct {
 	GrantTTL           time.Duration `envconfig:"GRANT_TTL" default:"10m" desc:"how long a successful OTP lets the chat user see the record"`
 	ReleaseDeleteAfter time.Duration `envconfig:"RELEASE_DELETE_AFTER" default:"10m" desc:"delete messages carrying a record after this long; under 48h (Telegram deletes no older messages)"`
 
-	MemoryLimit ByteSize `envconfig:"MEMORY_LIMIT" default:"192MiB" desc:"soft limit of the Go heap (GOMEMLIMIT; the GOMEMLIMIT variable itself wins when set): the garbage collector works harder near it, so that serve and import stay within a fixed budget whatever the number of records; at least 64MiB, or off"`
+	MemoryLimit ByteSize `envconfig:"MEMORY_LIMIT" default:"384MiB" desc:"soft limit of the Go heap (GOMEMLIMIT; the GOMEMLIMIT variable itself wins when set): the garbage collector works harder near it, so that serve and import stay within a fixed budget whatever the number of records (192MiB halves import speed: Badger's live heap sits near it); at least 64MiB, or off"`
 
 	FloodPerMinute int `envconfig:"FLOOD_PER_MINUTE" default:"20" desc:"chat messages one user may send per minute; past it the user is told once to slow down and ignored until the minute is over"`
 

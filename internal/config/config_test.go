@@ -68,7 +68,7 @@ func TestLoadDefaults(t *testing.T) {
 		FloodPerMinute:             20,
 		ProofTTL:                   90 * 24 * time.Hour,
 		ProofIssuer:                "otpgate",
-		MemoryLimit:                192 << 20,
+		MemoryLimit:                384 << 20,
 		LogLevel:                   "info",
 		LogFormat:                  "text",
 	}
