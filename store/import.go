@@ -251,29 +251,46 @@ func (s *Store) importFresh(ctx context.Context, src RowSource) (ImportSummary, 
 	return sum, s.sync()
 }
 
+// encodedRow is one row ready to write: the record with its ID key, its
+// encoding, and the keyed hashes that index it.
+type encodedRow struct {
+	rec        Record
+	val        []byte
+	rh, mh, ih []byte // reference, mobile and (when given) ID number hashes
+}
+
+func (s *Store) encodeRow(r *ImportRow) (encodedRow, error) {
+	e := encodedRow{rec: r.Record, rh: s.refHash(r.Record.RefID), mh: s.mobileHash(r.Record.Mobile)}
+	if r.ID != "" {
+		e.ih = s.idHash(r.ID)
+		e.rec.IDKey = hex.EncodeToString(e.ih)
+	}
+	var err error
+	e.val, err = encodeRecord(&e.rec)
+	return e, err
+}
+
+// set writes the record and its index entries.
+func (e encodedRow) set(wb *badger.WriteBatch) error {
+	if err := wb.Set(join([]byte{pfxRecord}, e.rh), e.val); err != nil {
+		return err
+	}
+	if err := wb.Set(join([]byte{pfxMobileIdx}, e.mh, e.rh), nil); err != nil {
+		return err
+	}
+	if e.ih != nil {
+		return wb.Set(join([]byte{pfxIDIdx}, e.ih, e.rh), nil)
+	}
+	return nil
+}
+
 // setRow writes one row's record and index entries.
 func (s *Store) setRow(wb *badger.WriteBatch, r *ImportRow) error {
-	rec := r.Record
-	rh := s.refHash(rec.RefID)
-	var ih []byte
-	if r.ID != "" {
-		ih = s.idHash(r.ID)
-		rec.IDKey = hex.EncodeToString(ih)
-	}
-	val, err := encodeRecord(&rec)
+	e, err := s.encodeRow(r)
 	if err != nil {
 		return err
 	}
-	if err := wb.Set(join([]byte{pfxRecord}, rh), val); err != nil {
-		return err
-	}
-	if err := wb.Set(join([]byte{pfxMobileIdx}, s.mobileHash(rec.Mobile), rh), nil); err != nil {
-		return err
-	}
-	if ih != nil {
-		return wb.Set(join([]byte{pfxIDIdx}, ih, rh), nil)
-	}
-	return nil
+	return e.set(wb)
 }
 
 // freshLoadConsistent reports whether a first load of rows records obeys
@@ -552,19 +569,11 @@ func (s *Store) writeImport(ctx context.Context, src RowSource, sum *ImportSumma
 				return err
 			}
 		}
-		rec := r.Record
-		rh := s.refHash(rec.RefID)
-		mh := s.mobileHash(rec.Mobile)
-		var ih []byte
-		if r.ID != "" {
-			ih = s.idHash(r.ID)
-			rec.IDKey = hex.EncodeToString(ih)
-		}
-		val, err := encodeRecord(&rec)
+		e, err := s.encodeRow(&r)
 		if err != nil {
 			return err
 		}
-		rkey := join([]byte{pfxRecord}, rh)
+		rec, val, rh := e.rec, e.val, e.rh
 		existed := false
 		old, err := getRecord(read, rh)
 		switch {
@@ -594,18 +603,7 @@ func (s *Store) writeImport(ctx context.Context, src RowSource, sum *ImportSumma
 		} else {
 			sum.Added++
 		}
-		if err := wb.Set(rkey, val); err != nil {
-			return err
-		}
-		if err := wb.Set(join([]byte{pfxMobileIdx}, mh, rh), nil); err != nil {
-			return err
-		}
-		if ih != nil {
-			if err := wb.Set(join([]byte{pfxIDIdx}, ih, rh), nil); err != nil {
-				return err
-			}
-		}
-		return nil
+		return e.set(wb)
 	})
 	if err != nil {
 		return fmt.Errorf("store: import write: %w", err)

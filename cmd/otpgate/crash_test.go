@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -35,6 +34,7 @@ func crashEnv(t *testing.T, tg *tf.Server, tw *twiliotest.Server, extra ...strin
 // before the answer arrives. A new process on the same data directory
 // still deletes the message on time, and no second copy exists.
 func TestRecordDeletedAfterKill9(t *testing.T) {
+	t.Parallel() // a real process against its own fakes and data directory
 	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
 	defer tg.Close()
 	tw := twiliotest.New(twSID, twToken)
@@ -83,6 +83,7 @@ func TestRecordDeletedAfterKill9(t *testing.T) {
 // front of it answers 502. The one copy is deleted on time; none is sent
 // again outside the schedule.
 func TestRecordDeletedAfter5xx(t *testing.T) {
+	t.Parallel() // a real process against its own fakes and data directory
 	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
 	defer tg.Close()
 	tw := twiliotest.New(twSID, twToken)
@@ -117,21 +118,10 @@ func TestRecordDeletedAfter5xx(t *testing.T) {
 	}
 }
 
-// otpgateProcessServing starts serve again on env and waits until it polls.
-func otpgateProcessServing(t *testing.T, tg *tf.Server, env []string) (*exec.Cmd, *syncBuffer) {
-	t.Helper()
-	cmd, _, logs := otpgateProcess(t, env, "serve")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := tg.WaitFor(ctx, tg.Polling); err != nil {
-		t.Fatalf("serve did not start polling again: %v\n%s", err, logs)
-	}
-	return cmd, logs
-}
-
 // TestRestartKeepsTheHourlyCap: a serve process restarted in the middle of
 // the hour still counts the codes sent to a mobile before the restart.
 func TestRestartKeepsTheHourlyCap(t *testing.T) {
+	t.Parallel() // a real process against its own fakes and data directory
 	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
 	defer tg.Close()
 	tw := twiliotest.New(twSID, twToken)

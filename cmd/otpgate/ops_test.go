@@ -78,6 +78,7 @@ type envT = env
 // JSON logs at debug level, drives a flow through injected Telegram and
 // Twilio failures, and checks metrics, readiness and every log line.
 func TestOperations(t *testing.T) {
+	t.Parallel() // a real process against its own fakes and data directory
 	tg := tf.New(tgToken, tf.Options{MaxPollWait: 300 * time.Millisecond})
 	defer tg.Close()
 	tw := twiliotest.New(twSID, twToken)

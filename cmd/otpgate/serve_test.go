@@ -61,6 +61,13 @@ func importAndServe(t *testing.T, tg *tf.Server, env []string, records string) (
 	if err := imp.Wait(); err != nil {
 		t.Fatalf("import: %v\n%s", err, impErr)
 	}
+	return otpgateProcessServing(t, tg, env)
+}
+
+// otpgateProcessServing starts a real `otpgate serve` on env and waits
+// until it polls tg.
+func otpgateProcessServing(t *testing.T, tg *tf.Server, env []string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
 	cmd, _, logs := otpgateProcess(t, env, "serve")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -71,6 +78,7 @@ func importAndServe(t *testing.T, tg *tf.Server, env []string, records string) (
 }
 
 func TestServeProcessAgainstFakes(t *testing.T) {
+	t.Parallel() // a real process against its own fakes and data directory
 	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
 	defer tg.Close()
 	tw := twiliotest.New(twSID, twToken)

@@ -158,9 +158,7 @@ func (s *Server) sendMessage(p params) (any, *apiError) {
 		Text:                text,
 		ReplyMarkup:         inlineOnly(markup),
 	}
-	cs.live[m.MessageID] = &liveMessage{msg: m, fromBot: true}
-	cs.sent = append(cs.sent, len(s.sent))
-	s.sent = append(s.sent, SentMessage{
+	s.deliverLocked(cs, m, SentMessage{
 		ChatID:              chatID,
 		MessageID:           m.MessageID,
 		Text:                text,
@@ -171,9 +169,16 @@ func (s *Server) sendMessage(p params) (any, *apiError) {
 		ReplyToMessageID:    replyTo,
 		Time:                now,
 	})
+	return *m, nil
+}
+
+// deliverLocked records m, which the bot sent to cs, as sent.
+func (s *Server) deliverLocked(cs *chatState, m *wireMessage, sent SentMessage) {
+	cs.live[m.MessageID] = &liveMessage{msg: m, fromBot: true}
+	cs.sent = append(cs.sent, len(s.sent))
+	s.sent = append(s.sent, sent)
 	s.stats.Sent++
 	s.notifyLocked()
-	return *m, nil
 }
 
 // sendPhoto takes the photo as a multipart upload (Telegram also takes a
@@ -213,17 +218,14 @@ func (s *Server) sendPhoto(p params) (any, *apiError) {
 	m := &wireMessage{
 		MessageID: cs.nextMessageID(), From: &bot, Date: now.Unix(), Chat: cs.chat,
 		HasProtectedContent: p.bool("protect_content"), Caption: p["caption"], ReplyMarkup: inlineOnly(markup),
-		Photo: []wirePhotoSize{{FileID: "photo-" + strconv.FormatInt(chatID, 10) + "-" + strconv.Itoa(len(s.sent)), FileUniqueID: "u" + strconv.Itoa(len(s.sent)), Width: 1, Height: 1, FileSize: len(photo)}},
+		Photo: []wirePhotoSize{{FileID: "photo-" + strconv.FormatInt(chatID, 10) + "-" + strconv.Itoa(len(s.sent)),
+			FileUniqueID: "u" + strconv.Itoa(len(s.sent)), Width: 1, Height: 1, FileSize: len(photo)}},
 	}
-	cs.live[m.MessageID] = &liveMessage{msg: m, fromBot: true}
-	cs.sent = append(cs.sent, len(s.sent))
-	s.sent = append(s.sent, SentMessage{
+	s.deliverLocked(cs, m, SentMessage{
 		ChatID: chatID, MessageID: m.MessageID, Text: p["caption"], ReplyMarkup: markup,
 		ProtectContent: m.HasProtectedContent, DisableNotification: p.bool("disable_notification"), Time: now,
 		Photo: []byte(photo),
 	})
-	s.stats.Sent++
-	s.notifyLocked()
 	return *m, nil
 }
 
