@@ -90,10 +90,10 @@ func bumpLabelled(txn *badger.Txn, key []byte, now time.Time, l Limit, label str
 	w.Count++
 	w.Label = label
 	b, _ := json.Marshal(w)
-	ttl := time.Unix(w.Start, 0).Add(l.Period).Sub(now)
-	if ttl < time.Second {
-		ttl = time.Second
-	}
+	// The window's end is decided by the store's clock (readWindow); the
+	// entry's TTL only collects it afterwards, with a margin so that Badger's
+	// wall-clock expiry (1 s granularity) never ends a window early.
+	ttl := time.Unix(w.Start, 0).Add(l.Period).Sub(now) + time.Minute
 	return w, txn.SetEntry(badger.NewEntry(key, b).WithTTL(ttl))
 }
 

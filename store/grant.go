@@ -44,7 +44,9 @@ func (s *Store) putGrant(txn *badger.Txn, g Grant, ttl time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return txn.SetEntry(badger.NewEntry(grantKey(g.ID), b).WithTTL(ttl))
+	// Expiry is checked against the store's clock (loadGrant); the TTL
+	// only collects the entry, a margin past it.
+	return txn.SetEntry(badger.NewEntry(grantKey(g.ID), b).WithTTL(ttl + time.Minute))
 }
 
 // loadGrant validates ref inside txn: the grant exists, has not expired and
