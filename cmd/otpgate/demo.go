@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/internal/sample"
+	"github.com/otpgate/otpgate/proof"
 	"github.com/otpgate/otpgate/store/recordfile"
 )
 
@@ -99,9 +102,13 @@ func runDemo(ctx context.Context, args []string, e env) error {
 
 	interactive := isTerminal(e.stdin)
 	banner(out, *records == "", sum.Rows, cfg)
+	// Proofs outlive the demo: their images and the key set that verifies
+	// them go to a directory of their own, kept when the demo ends.
+	proofs := &demoProofs{keys: a.ProofKeys}
 	err = console.Run(ctx, console.Options{
-		Handler: a.Engine, In: e.stdin, Out: out, UserID: 1, Lang: *lang,
-		Prompt: map[bool]string{true: "you> "}[interactive],
+		Handler: proofs.wrap(a.Engine), In: e.stdin, Out: out, UserID: 1, Lang: *lang,
+		Prompt:   map[bool]string{true: "you> "}[interactive],
+		PhotoDir: proofs.ensureDir(),
 		AfterEach: func(ctx context.Context) {
 			// Wait for the SMS a message may have triggered, so the phone
 			// line appears before the next prompt (and in order when piped).
@@ -114,6 +121,13 @@ func runDemo(ctx context.Context, args []string, e env) error {
 		fmt.Fprintln(out)
 	}
 	fmt.Fprintln(out, "Demo ended; its temporary data directory has been deleted.")
+	switch {
+	case proofs.dir != "" && proofs.last != "":
+		fmt.Fprintf(out, "The vaccination proofs are kept in %s; check one with\n  go run ./cmd/otpgate verify -keys %s -revoked %s '%s'\n",
+			proofs.dir, filepath.Join(proofs.dir, "keys.json"), filepath.Join(proofs.dir, "revocations.json"), proofs.last)
+	case proofs.dir != "":
+		_ = os.RemoveAll(proofs.dir) // no proof was issued: nothing to keep
+	}
 	return err
 }
 
@@ -138,3 +152,52 @@ func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
+
+// demoProofs keeps the demo's proof images verifiable after it ends: the
+// images, the key set that signed them and an empty revocation list, in
+// one directory.
+type demoProofs struct {
+	keys proof.KeySet
+	dir  string
+	last string // the newest proof's text, for the closing hint
+}
+
+// ensureDir makes the directory and writes the keys into it; "" (the
+// console picks one) if that fails.
+func (p *demoProofs) ensureDir() string {
+	dir, err := os.MkdirTemp("", "otpgate-demo-proofs-")
+	if err != nil {
+		return ""
+	}
+	ks, err := json.MarshalIndent(p.keys, "", "  ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "keys.json"), ks, 0o600)
+	}
+	if err == nil {
+		rev, _ := json.Marshal(map[string]any{"revoked": []string{}, "updated": time.Now().UTC().Format(time.RFC3339)})
+		err = os.WriteFile(filepath.Join(dir, "revocations.json"), rev, 0o600)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return ""
+	}
+	p.dir = dir
+	return dir
+}
+
+// wrap notes the text of every proof the engine sends.
+func (p *demoProofs) wrap(h bot.Handler) bot.Handler {
+	return handlerFunc(func(ctx context.Context, u bot.Update) []bot.Reply {
+		rs := h.Handle(ctx, u)
+		for _, r := range rs {
+			if r.PhotoText != "" {
+				p.last = r.PhotoText
+			}
+		}
+		return rs
+	})
+}
+
+type handlerFunc func(ctx context.Context, u bot.Update) []bot.Reply
+
+func (f handlerFunc) Handle(ctx context.Context, u bot.Update) []bot.Reply { return f(ctx, u) }
