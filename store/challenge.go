@@ -171,146 +171,20 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 	c.Owner = p.ByOwner
 	now := s.now()
 	c.CreatedAt = now
-	mobile, err := hex.DecodeString(c.MobileKey)
-	if err != nil || len(mobile) != hashLen {
-		return Challenge{}, "", fmt.Errorf("%w: bad mobile key", ErrBadOptions)
+	plan, err := s.planIssue(c, p, now)
+	if err != nil {
+		return Challenge{}, "", err
 	}
-	requester := s.requesterSubject(c.Requester)
-	type sendWindow struct {
-		key     []byte
-		limit   Limit
-		label   string
-		outcome IssueOutcome
-	}
-	// Shared windows: pools that every requester draws on, so what they
-	// count must not depend on anything keyed by a record's mobile.
-	var shared []sendWindow
-	if p.Prefix != "" {
-		shared = append(shared, sendWindow{counterKey(counterPrefixHour, s.prefixSubject(p.Prefix)), p.PrefixHour, p.Prefix, IssuePrefixVelocity})
-	}
-	shared = append(shared, sendWindow{counterKey(counterGlobalHour, nil), p.Global, "", IssueGlobalLimit})
-	// The destination's windows.
-	var own []sendWindow
-	if p.ByOwner {
-		own = append(own, sendWindow{counterKey(counterOwnerHour, mobile), p.OwnerSends, "", IssueOwnerLimit})
-	} else {
-		own = append(own,
-			sendWindow{counterKey(counterMobileHour, mobile), p.MobileHour, "", IssueMobileHourly},
-			sendWindow{counterKey(counterMobileDay, mobile), p.MobileDay, "", IssueMobileDaily})
-	}
-	cool := Limit{Max: 1, Period: p.Cooldown}
-	coolKey := counterKey(counterCooldown, pairSubject(mobile, requester))
-	reqKey := counterKey(counterRequests, s.mac(s.indexKey, "requests:"+c.Requester+"\x00"+c.Purpose))
-
 	var outcome IssueOutcome
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
 	err = s.update(ctx, func(txn *badger.Txn) error {
-		outcome = IssueStored
-		check := func(o IssueOutcome, key []byte, l Limit) error {
-			if outcome != IssueStored || !l.On() {
-				return nil
-			}
-			until, err := lockedUntil(txn, key, now, l)
-			if err == nil && !until.IsZero() {
-				outcome = o
-			}
-			return err
-		}
-		count := func(ws []sendWindow) error {
-			for _, w := range ws {
-				if outcome != IssueStored || !w.limit.On() {
-					continue
-				}
-				if _, err := bumpLabelled(txn, w.key, now, w.limit, w.label); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		// 1. The requester's own checks: what it asked, what it typed.
-		if p.Requests.On() {
-			w, err := bump(txn, reqKey, now, p.Requests)
-			if err != nil {
-				return err
-			}
-			if w.Count > p.Requests.Max {
-				outcome = IssueRequesterLimited
-			}
-		}
-		if err := check(IssueRequesterLocked, counterKey(CounterWrongByRequester, requester), p.RequesterWrong); err != nil {
-			return err
-		}
-		// 2. The shared windows, checked and counted before anything keyed
-		// by the destination: a lookup by reference or ID number is keyed
-		// by the record's mobile when there is one and by the identifier
-		// when there is none, and whatever those windows decide must not
-		// reach a pool other requesters can observe.
-		for _, w := range shared {
-			if err := check(w.outcome, w.key, w.limit); err != nil {
-				return err
-			}
-		}
-		if err := count(shared); err != nil {
-			return err
-		}
-		// 3. The destination's checks and windows.
-		if !p.ByOwner {
-			if err := check(IssueMobileLocked, counterKey(CounterWrongByMobile, mobile), p.MobileWrong); err != nil {
-				return err
-			}
-		}
-		if err := check(IssueCooldown, coolKey, cool); err != nil {
-			return err
-		}
-		for _, w := range own {
-			if err := check(w.outcome, w.key, w.limit); err != nil {
-				return err
-			}
-		}
-		if err := count(own); err != nil {
-			return err
-		}
-		if outcome == IssueStored && cool.On() {
-			if _, err := bump(txn, coolKey, now, cool); err != nil {
-				return err
-			}
+		var derr error
+		if outcome, derr = plan.decide(txn); derr != nil {
+			return derr
 		}
 		c.Decoy = p.Decoy != "" || outcome != IssueStored
-		entry := AuditEntry{Event: EventCodeRequested, Requester: c.Requester, Agent: c.Agent,
-			Audience: c.Audience, MobileKey: c.MobileKey, Records: c.Records, Outcome: string(outcome)}
-		if outcome == IssueStored && p.Decoy != "" {
-			entry.Outcome = p.Decoy
-		}
-		ckey := s.challengeKey(c.Requester, c.Purpose)
-		if outcome == IssueCooldown {
-			// Repeating the very same lookup inside the cooldown keeps the
-			// code already on its way. "The same" means the same identifier
-			// and records, not just the same mobile (otherwise a staff member
-			// could learn that two ID numbers share a mobile), and the same
-			// tag, so the chat never shows a tag the SMS does not carry.
-			if old, err := s.getChallenge(txn, ckey); err == nil && old.MobileKey == c.MobileKey &&
-				old.Lookup == c.Lookup && old.Tag == c.Tag && slices.Equal(old.Records, c.Records) {
-				return s.appendAudit(txn, entry)
-			}
-		}
-		b, err := json.Marshal(c)
-		if err != nil {
-			return err
-		}
-		ttl := c.ExpiresAt.Sub(now) + time.Minute // kept a little past expiry to answer "expired"
-		if err := txn.SetEntry(badger.NewEntry(ckey, b).WithTTL(ttl)); err != nil {
-			return err
-		}
-		if outcome == IssueStored && p.ByOwner {
-			// The owner's code replaces every code other chats hold for
-			// this mobile: Verify refuses those created until now.
-			e, _ := json.Marshal(ownerEpoch{At: now.UnixNano(), ID: c.ID})
-			if err := txn.SetEntry(badger.NewEntry(counterKey(counterOwnerEpoch, mobile), e).WithTTL(ownerEpochTTL)); err != nil {
-				return err
-			}
-		}
-		return s.appendAudit(txn, entry)
+		return s.putIssued(txn, c, p, outcome, plan.mobile, now)
 	})
 	if err != nil {
 		return Challenge{}, "", fmt.Errorf("store: issue: %w", err)
@@ -319,6 +193,160 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 		return Challenge{}, "", err
 	}
 	return c, outcome, nil
+}
+
+// sendWindow is one send limit a request is checked and counted against.
+type sendWindow struct {
+	key     []byte
+	limit   Limit
+	label   string
+	outcome IssueOutcome
+}
+
+// issuePlan is every window and lock one request is judged by.
+type issuePlan struct {
+	p                 IssueParams
+	now               time.Time
+	mobile, requester []byte
+	// shared: pools that every requester draws on, so what they count must
+	// not depend on anything keyed by a record's mobile. own: the
+	// destination's windows.
+	shared, own     []sendWindow
+	cool            Limit
+	coolKey, reqKey []byte
+}
+
+func (s *Store) planIssue(c Challenge, p IssueParams, now time.Time) (issuePlan, error) {
+	mobile, err := hex.DecodeString(c.MobileKey)
+	if err != nil || len(mobile) != hashLen {
+		return issuePlan{}, fmt.Errorf("%w: bad mobile key", ErrBadOptions)
+	}
+	pl := issuePlan{p: p, now: now, mobile: mobile, requester: s.requesterSubject(c.Requester)}
+	if p.Prefix != "" {
+		pl.shared = append(pl.shared, sendWindow{counterKey(counterPrefixHour, s.prefixSubject(p.Prefix)), p.PrefixHour, p.Prefix, IssuePrefixVelocity})
+	}
+	pl.shared = append(pl.shared, sendWindow{counterKey(counterGlobalHour, nil), p.Global, "", IssueGlobalLimit})
+	if p.ByOwner {
+		pl.own = append(pl.own, sendWindow{counterKey(counterOwnerHour, mobile), p.OwnerSends, "", IssueOwnerLimit})
+	} else {
+		pl.own = append(pl.own,
+			sendWindow{counterKey(counterMobileHour, mobile), p.MobileHour, "", IssueMobileHourly},
+			sendWindow{counterKey(counterMobileDay, mobile), p.MobileDay, "", IssueMobileDaily})
+	}
+	pl.cool = Limit{Max: 1, Period: p.Cooldown}
+	pl.coolKey = counterKey(counterCooldown, pairSubject(mobile, pl.requester))
+	pl.reqKey = counterKey(counterRequests, s.mac(s.indexKey, "requests:"+c.Requester+"\x00"+c.Purpose))
+	return pl, nil
+}
+
+// decide checks and counts the request in three stages, the first refusal
+// deciding the outcome; windows past it are neither checked nor counted.
+func (pl issuePlan) decide(txn *badger.Txn) (IssueOutcome, error) {
+	p, now := pl.p, pl.now
+	outcome := IssueStored
+	check := func(o IssueOutcome, key []byte, l Limit) error {
+		if outcome != IssueStored || !l.On() {
+			return nil
+		}
+		until, err := lockedUntil(txn, key, now, l)
+		if err == nil && !until.IsZero() {
+			outcome = o
+		}
+		return err
+	}
+	checkAndCount := func(ws []sendWindow) error {
+		for _, w := range ws {
+			if err := check(w.outcome, w.key, w.limit); err != nil {
+				return err
+			}
+		}
+		for _, w := range ws {
+			if outcome != IssueStored || !w.limit.On() {
+				continue
+			}
+			if _, err := bumpLabelled(txn, w.key, now, w.limit, w.label); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// 1. The requester's own checks: what it asked, what it typed.
+	if p.Requests.On() {
+		w, err := bump(txn, pl.reqKey, now, p.Requests)
+		if err != nil {
+			return "", err
+		}
+		if w.Count > p.Requests.Max {
+			outcome = IssueRequesterLimited
+		}
+	}
+	if err := check(IssueRequesterLocked, counterKey(CounterWrongByRequester, pl.requester), p.RequesterWrong); err != nil {
+		return "", err
+	}
+	// 2. The shared windows, checked and counted before anything keyed by
+	// the destination: a lookup by reference or ID number is keyed by the
+	// record's mobile when there is one and by the identifier when there is
+	// none, and whatever those windows decide must not reach a pool other
+	// requesters can observe.
+	if err := checkAndCount(pl.shared); err != nil {
+		return "", err
+	}
+	// 3. The destination's checks and windows.
+	if !p.ByOwner {
+		if err := check(IssueMobileLocked, counterKey(CounterWrongByMobile, pl.mobile), p.MobileWrong); err != nil {
+			return "", err
+		}
+	}
+	if err := check(IssueCooldown, pl.coolKey, pl.cool); err != nil {
+		return "", err
+	}
+	if err := checkAndCount(pl.own); err != nil {
+		return "", err
+	}
+	if outcome == IssueStored && pl.cool.On() {
+		if _, err := bump(txn, pl.coolKey, now, pl.cool); err != nil {
+			return "", err
+		}
+	}
+	return outcome, nil
+}
+
+// putIssued stores the challenge (real or decoy) and its audit entry.
+func (s *Store) putIssued(txn *badger.Txn, c Challenge, p IssueParams, outcome IssueOutcome, mobile []byte, now time.Time) error {
+	entry := AuditEntry{Event: EventCodeRequested, Requester: c.Requester, Agent: c.Agent,
+		Audience: c.Audience, MobileKey: c.MobileKey, Records: c.Records, Outcome: string(outcome)}
+	if outcome == IssueStored && p.Decoy != "" {
+		entry.Outcome = p.Decoy
+	}
+	ckey := s.challengeKey(c.Requester, c.Purpose)
+	if outcome == IssueCooldown {
+		// Repeating the very same lookup inside the cooldown keeps the code
+		// already on its way. "The same" means the same identifier and
+		// records, not just the same mobile (otherwise a staff member could
+		// learn that two ID numbers share a mobile), and the same tag, so
+		// the chat never shows a tag the SMS does not carry.
+		if old, err := s.getChallenge(txn, ckey); err == nil && old.MobileKey == c.MobileKey &&
+			old.Lookup == c.Lookup && old.Tag == c.Tag && slices.Equal(old.Records, c.Records) {
+			return s.appendAudit(txn, entry)
+		}
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	ttl := c.ExpiresAt.Sub(now) + time.Minute // kept a little past expiry to answer "expired"
+	if err := txn.SetEntry(badger.NewEntry(ckey, b).WithTTL(ttl)); err != nil {
+		return err
+	}
+	if outcome == IssueStored && p.ByOwner {
+		// The owner's code replaces every code other chats hold for this
+		// mobile: Verify refuses those created until now.
+		e, _ := json.Marshal(ownerEpoch{At: now.UnixNano(), ID: c.ID})
+		if err := txn.SetEntry(badger.NewEntry(counterKey(counterOwnerEpoch, mobile), e).WithTTL(ownerEpochTTL)); err != nil {
+			return err
+		}
+	}
+	return s.appendAudit(txn, entry)
 }
 
 // replacedByOwner reports whether the owner of c's mobile took over its
