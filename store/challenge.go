@@ -422,60 +422,19 @@ func (s *Store) Verify(ctx context.Context, p VerifyParams) (Grant, VerifyOutcom
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
 	err := s.update(ctx, func(txn *badger.Txn) error {
-		grant, outcome = Grant{}, ""
+		grant = Grant{}
 		entry := AuditEntry{Requester: p.Requester}
 		reqKey := counterKey(CounterWrongByRequester, requester)
-		if p.RequesterWrong.On() {
-			if until, err := lockedUntil(txn, reqKey, now, p.RequesterWrong); err != nil {
-				return err
-			} else if !until.IsZero() {
-				outcome = VerifyRequesterLocked
-			}
-		}
 		ckey := s.challengeKey(p.Requester, p.Purpose)
-		var c Challenge
-		var mobile []byte
-		if outcome == "" {
-			var err error
-			c, err = s.getChallenge(txn, ckey)
-			switch {
-			case errors.Is(err, ErrNotFound):
-				outcome = VerifyNoChallenge
-			case err != nil:
-				return err
-			default:
-				mobile = mustHex(c.MobileKey)
-				entry.Audience, entry.Agent, entry.MobileKey, entry.Records = c.Audience, c.Agent, c.MobileKey, c.Records
-			}
+		c, found, o, err := s.triable(txn, p, now, reqKey, ckey)
+		if err != nil {
+			return err
 		}
-		if outcome == "" {
-			switch {
-			case c.Consumed:
-				outcome = VerifyUsed
-			case !now.Before(c.ExpiresAt):
-				outcome = VerifyExpired
-			case c.Attempts >= c.MaxAttempts:
-				outcome = VerifyCodeDead
-			}
+		outcome = o
+		if found {
+			entry.Audience, entry.Agent, entry.MobileKey, entry.Records = c.Audience, c.Agent, c.MobileKey, c.Records
 		}
-		if outcome == "" {
-			if replaced, err := replacedByOwner(txn, c, mobile); err != nil {
-				return err
-			} else if replaced {
-				outcome = VerifyReplaced
-			}
-		}
-		mobKey := counterKey(CounterWrongByMobile, mobile)
-		if outcome == "" && !c.Owner && p.MobileWrong.On() {
-			// Strangers' wrong codes lock a mobile against strangers; the
-			// owner's own code is guessable only from the owner's chat.
-			if until, err := lockedUntil(txn, mobKey, now, p.MobileWrong); err != nil {
-				return err
-			} else if !until.IsZero() {
-				outcome = VerifyMobileLocked
-			}
-		}
-		var entries []AuditEntry
+		mobKey := counterKey(CounterWrongByMobile, mustHex(c.MobileKey))
 		if outcome == "" {
 			// A live challenge: count the attempt, then check.
 			c.Attempts++
@@ -507,23 +466,12 @@ func (s *Store) Verify(ctx context.Context, p VerifyParams) (Grant, VerifyOutcom
 		case VerifyMobileLocked, VerifyRequesterLocked:
 			entry.Event = EventLocked
 		}
-		entries = append(entries, entry)
-		limitReached := false
-		if outcome == VerifyWrong && p.MobileWrong.On() {
-			mw, err := bump(txn, mobKey, now, p.MobileWrong)
-			if err != nil {
-				return err
-			}
-			limitReached = mw.Count == p.MobileWrong.Max
+		entries := []AuditEntry{entry}
+		locked, err := countRejection(txn, p, now, outcome, mobKey, reqKey)
+		if err != nil {
+			return err
 		}
-		if p.RequesterWrong.On() {
-			rw, err := bump(txn, reqKey, now, p.RequesterWrong)
-			if err != nil {
-				return err
-			}
-			limitReached = limitReached || rw.Count == p.RequesterWrong.Max
-		}
-		if limitReached {
+		if locked {
 			entries = append(entries, AuditEntry{Event: EventLocked, Requester: p.Requester, Agent: c.Agent,
 				MobileKey: c.MobileKey, Outcome: "limit_reached"})
 		}
@@ -536,6 +484,70 @@ func (s *Store) Verify(ctx context.Context, p VerifyParams) (Grant, VerifyOutcom
 		return Grant{}, "", err
 	}
 	return grant, outcome, nil
+}
+
+// triable finds the requester's challenge and says why it cannot be tried,
+// if it cannot: "" means a live challenge whose attempt is to be counted.
+// found reports whether a challenge was read (locks are checked first).
+func (s *Store) triable(txn *badger.Txn, p VerifyParams, now time.Time, reqKey, ckey []byte) (c Challenge, found bool, outcome VerifyOutcome, err error) {
+	if p.RequesterWrong.On() {
+		if until, err := lockedUntil(txn, reqKey, now, p.RequesterWrong); err != nil {
+			return c, false, "", err
+		} else if !until.IsZero() {
+			return c, false, VerifyRequesterLocked, nil
+		}
+	}
+	c, err = s.getChallenge(txn, ckey)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return c, false, VerifyNoChallenge, nil
+	case err != nil:
+		return c, false, "", err
+	case c.Consumed:
+		return c, true, VerifyUsed, nil
+	case !now.Before(c.ExpiresAt):
+		return c, true, VerifyExpired, nil
+	case c.Attempts >= c.MaxAttempts:
+		return c, true, VerifyCodeDead, nil
+	}
+	mobile := mustHex(c.MobileKey)
+	if replaced, err := replacedByOwner(txn, c, mobile); err != nil {
+		return c, true, "", err
+	} else if replaced {
+		return c, true, VerifyReplaced, nil
+	}
+	if !c.Owner && p.MobileWrong.On() {
+		// Strangers' wrong codes lock a mobile against strangers; the
+		// owner's own code is guessable only from the owner's chat.
+		if until, err := lockedUntil(txn, counterKey(CounterWrongByMobile, mobile), now, p.MobileWrong); err != nil {
+			return c, true, "", err
+		} else if !until.IsZero() {
+			return c, true, VerifyMobileLocked, nil
+		}
+	}
+	return c, true, "", nil
+}
+
+// countRejection counts a rejected code against the requester (always, so
+// that no budget tells a live challenge from none) and, for a wrong code on
+// a live challenge, against the mobile. locked reports that this rejection
+// reached a limit.
+func countRejection(txn *badger.Txn, p VerifyParams, now time.Time, outcome VerifyOutcome, mobKey, reqKey []byte) (locked bool, err error) {
+	if outcome == VerifyWrong && p.MobileWrong.On() {
+		mw, err := bump(txn, mobKey, now, p.MobileWrong)
+		if err != nil {
+			return false, err
+		}
+		locked = mw.Count == p.MobileWrong.Max
+	}
+	if p.RequesterWrong.On() {
+		rw, err := bump(txn, reqKey, now, p.RequesterWrong)
+		if err != nil {
+			return false, err
+		}
+		locked = locked || rw.Count == p.RequesterWrong.Max
+	}
+	return locked, nil
 }
 
 func (s *Store) getChallenge(txn *badger.Txn, key []byte) (Challenge, error) {
