@@ -48,6 +48,9 @@ func (m Mobile) String() string {
 // LogValue makes slog print the masked form.
 func (m Mobile) LogValue() slog.Value { return slog.StringValue(m.String()) }
 
+// GoString masks %#v too.
+func (m Mobile) GoString() string { return m.String() }
+
 // CountryCode returns the calling code of m. Only the codes otpgate can be
 // configured for are recognised by length; others fall back to the first
 // two digits, which is enough for the allowlist check.
@@ -192,12 +195,14 @@ func (id IDNumber) Last4() string {
 }
 
 func (id IDNumber) String() string       { return "****" + id.Last4() }
+func (id IDNumber) GoString() string     { return id.String() }
 func (id IDNumber) LogValue() slog.Value { return slog.StringValue(id.String()) }
 
 // Code is a one-time code as typed by a user. It never prints.
 type Code string
 
 func (Code) String() string       { return "<code>" }
+func (Code) GoString() string     { return "<code>" }
 func (Code) LogValue() slog.Value { return slog.StringValue("<code>") }
 
 // ParseCode accepts a code of exactly n digits in any script, with spaces or
@@ -244,6 +249,7 @@ type Identifier struct {
 }
 
 func (i Identifier) String() string       { return i.Kind.String() }
+func (i Identifier) GoString() string     { return i.Kind.String() }
 func (i Identifier) LogValue() slog.Value { return slog.StringValue(i.Kind.String()) }
 
 // ParseReference accepts a 14-digit reference id in any script's digits.

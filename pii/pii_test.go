@@ -99,3 +99,19 @@ func TestParseIdentifier(t *testing.T) {
 		}
 	}
 }
+
+// TestGoSyntaxMasks: %#v, which prints a struct's fields Go-syntax style,
+// masks like %v does.
+func TestGoSyntaxMasks(t *testing.T) {
+	m, _ := ParseMobile("9876543210")
+	id, _ := NormalizeID("1234 5678 9012")
+	for _, s := range []string{
+		fmt.Sprintf("%#v", m), fmt.Sprintf("%#v", id), fmt.Sprintf("%#v", Code("123456")),
+		fmt.Sprintf("%#v", Identifier{Kind: KindMobile, Mobile: m}),
+		fmt.Sprintf("%#v", struct{ M Mobile }{m}),
+	} {
+		if strings.Contains(s, "98765") || strings.Contains(s, "12345678") || strings.Contains(s, "123456") {
+			t.Errorf("%%#v leaks: %s", s)
+		}
+	}
+}
