@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,15 +19,46 @@ import (
 const crashRecord = `{"reference_id":"77770000000001","name":"Leela Menon","birth_year":1979,"gender":"F","mobile":"9000000501","id_type":"aadhaar","id_number":"777700000001"}
 `
 
-func crashEnv(t *testing.T, tg *tf.Server, tw *twiliotest.Server, extra ...string) []string {
+// crashFixture is a real serve process over one imported record, with
+// its own Telegram and Twilio fakes and data directory.
+type crashFixture struct {
+	tg   *tf.Server
+	tw   *twiliotest.Server
+	env  []string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	ctx  context.Context
+}
+
+func startCrashFixture(t *testing.T, extra ...string) *crashFixture {
 	t.Helper()
-	return append([]string{
+	f := &crashFixture{tg: tf.New(tgToken, tf.Options{EnforceLimits: true}), tw: twiliotest.New(twSID, twToken)}
+	t.Cleanup(f.tg.Close)
+	t.Cleanup(f.tw.Close)
+	f.env = append([]string{
 		"OTPGATE_MASTER_KEY=" + hex.EncodeToString(bytes.Repeat([]byte{5}, keyHexLen)),
 		"OTPGATE_DATA_DIR=" + filepath.Join(t.TempDir(), "data"),
-		"OTPGATE_TELEGRAM_TOKEN=" + tgToken, "OTPGATE_TELEGRAM_API_URL=" + tg.URL(),
+		"OTPGATE_TELEGRAM_TOKEN=" + tgToken, "OTPGATE_TELEGRAM_API_URL=" + f.tg.URL(),
 		"OTPGATE_TWILIO_ACCOUNT_SID=" + twSID, "OTPGATE_TWILIO_AUTH_TOKEN=" + twToken,
-		"OTPGATE_TWILIO_FROM=" + twFrom, "OTPGATE_TWILIO_API_URL=" + tw.URL(),
+		"OTPGATE_TWILIO_FROM=" + twFrom, "OTPGATE_TWILIO_API_URL=" + f.tw.URL(),
 	}, extra...)
+	f.cmd, f.logs = importAndServe(t, f.tg, f.env, crashRecord)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	f.ctx = ctx
+	return f
+}
+
+// lookupCode has user look the record up and returns the code from its SMS.
+func (f *crashFixture) lookupCode(t *testing.T, user int64) string {
+	t.Helper()
+	before := len(f.tw.Messages())
+	f.tg.SendText(tf.Private(user), tf.User{ID: user, FirstName: "L", LanguageCode: "en"}, "/lookup 9000000501")
+	sms, err := f.tw.WaitMessages(f.ctx, before+1)
+	if err != nil {
+		t.Fatalf("no SMS: %v\n%s", err, f.logs)
+	}
+	return regexp.MustCompile(`\b\d{6}\b`).FindString(sms[len(sms)-1].Body)
 }
 
 // TestRecordDeletedAfterKill9: Telegram takes the record (the edit that
@@ -35,25 +67,13 @@ func crashEnv(t *testing.T, tg *tf.Server, tw *twiliotest.Server, extra ...strin
 // still deletes the message on time, and no second copy exists.
 func TestRecordDeletedAfterKill9(t *testing.T) {
 	t.Parallel() // a real process against its own fakes and data directory
-	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
-	defer tg.Close()
-	tw := twiliotest.New(twSID, twToken)
-	defer tw.Close()
 	const deleteAfter = 4 * time.Second
-	env := crashEnv(t, tg, tw, "OTPGATE_RELEASE_DELETE_AFTER="+deleteAfter.String())
-	cmd, logs := importAndServe(t, tg, env, crashRecord)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	chat, from := tf.Private(901), tf.User{ID: 901, FirstName: "L", LanguageCode: "en"}
-	tg.SendText(chat, from, "/lookup 9000000501")
-	sms, err := tw.WaitMessages(ctx, 1)
-	if err != nil {
-		t.Fatalf("no SMS: %v\n%s", err, logs)
-	}
+	f := startCrashFixture(t, "OTPGATE_RELEASE_DELETE_AFTER="+deleteAfter.String())
+	tg, env, cmd, logs, ctx := f.tg, f.env, f.cmd, f.logs, f.ctx
+	code := f.lookupCode(t, 901)
 	// The edit that reveals the record takes effect, and never answers.
 	tg.HangAfter("editMessageText", 1)
-	tg.SendText(chat, from, regexp.MustCompile(`\b\d{6}\b`).FindString(sms[0].Body))
+	tg.SendText(tf.Private(901), tf.User{ID: 901, FirstName: "L", LanguageCode: "en"}, code)
 	msgs, err := tg.WaitLatest(ctx, 901, 2, func(m tf.SentMessage) bool { return strings.Contains(m.Text, "Leela Menon") })
 	if err != nil {
 		t.Fatalf("the record never reached the chat: %v\n%s", err, logs)
@@ -84,24 +104,13 @@ func TestRecordDeletedAfterKill9(t *testing.T) {
 // again outside the schedule.
 func TestRecordDeletedAfter5xx(t *testing.T) {
 	t.Parallel() // a real process against its own fakes and data directory
-	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
-	defer tg.Close()
-	tw := twiliotest.New(twSID, twToken)
-	defer tw.Close()
-	env := crashEnv(t, tg, tw, "OTPGATE_RELEASE_DELETE_AFTER=3s")
-	_, logs := importAndServe(t, tg, env, crashRecord)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	chat, from := tf.Private(902), tf.User{ID: 902, FirstName: "L", LanguageCode: "en"}
-	tg.SendText(chat, from, "/lookup 9000000501")
-	sms, err := tw.WaitMessages(ctx, 1)
-	if err != nil {
-		t.Fatalf("no SMS: %v\n%s", err, logs)
-	}
+	f := startCrashFixture(t, "OTPGATE_RELEASE_DELETE_AFTER=3s")
+	tg, logs, ctx := f.tg, f.logs, f.ctx
+	code := f.lookupCode(t, 902)
 	tg.FailAfter("editMessageText", 1, 502)
 	tg.FailAfter("sendMessage", 1, 502)
-	tg.SendText(chat, from, regexp.MustCompile(`\b\d{6}\b`).FindString(sms[0].Body))
-	err = tg.WaitFor(ctx, func() bool {
+	tg.SendText(tf.Private(902), tf.User{ID: 902, FirstName: "L", LanguageCode: "en"}, code)
+	err := tg.WaitFor(ctx, func() bool {
 		n := 0
 		for _, m := range tg.Latest(902) {
 			if strings.Contains(m.Text, "Leela Menon") {
@@ -122,14 +131,8 @@ func TestRecordDeletedAfter5xx(t *testing.T) {
 // the hour still counts the codes sent to a mobile before the restart.
 func TestRestartKeepsTheHourlyCap(t *testing.T) {
 	t.Parallel() // a real process against its own fakes and data directory
-	tg := tf.New(tgToken, tf.Options{EnforceLimits: true})
-	defer tg.Close()
-	tw := twiliotest.New(twSID, twToken)
-	defer tw.Close()
-	env := crashEnv(t, tg, tw, "OTPGATE_SENDS_PER_MOBILE_HOUR=2")
-	cmd, logs := importAndServe(t, tg, env, crashRecord)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	f := startCrashFixture(t, "OTPGATE_SENDS_PER_MOBILE_HOUR=2")
+	tg, tw, env, cmd, logs, ctx := f.tg, f.tw, f.env, f.cmd, f.logs, f.ctx
 	lookup := func(user int64) {
 		tg.SendText(tf.Private(user), tf.User{ID: user, FirstName: "U", LanguageCode: "en"}, "/lookup 9000000501")
 		if _, err := tg.WaitLatest(ctx, user, 1, func(tf.SentMessage) bool { return true }); err != nil {
