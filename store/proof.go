@@ -13,6 +13,9 @@ import (
 
 const pfxRevoked = 'p' // p + proof id → revocation time (unix seconds)
 
+// proofIDLen is the length of a proof id: 8 random bytes in hex.
+const proofIDLen = 16
+
 // ProofFacts is what a vaccination proof is made from: the record's status
 // and dose facts, its birth year, and its name, from which the signer takes
 // only the initials. It never leaves the process as such.
@@ -70,8 +73,8 @@ func (a Access) IsProof() bool { return slices.Contains(a.Fields, proofFields[0]
 // revoked keeps the first time. The id is not checked against issued
 // proofs: the store keeps no list of them, only the audit entries.
 func (s *Store) RevokeProof(ctx context.Context, id string) error {
-	if id == "" || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return !strings.ContainsRune("0123456789abcdef", r) }) {
-		return fmt.Errorf("store: %q is not a proof id (lower-case hex)", id)
+	if len(id) != proofIDLen || strings.ContainsFunc(id, func(r rune) bool { return !strings.ContainsRune("0123456789abcdef", r) }) {
+		return fmt.Errorf("store: %q is not a proof id (16 lower-case hex characters)", id)
 	}
 	key := append([]byte{pfxRevoked}, id...)
 	err := s.update(ctx, func(txn *badger.Txn) error {

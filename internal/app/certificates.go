@@ -217,7 +217,7 @@ func RevokeRemote(ctx context.Context, opsAddr string, ks keys.Set, id string) e
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+RevokeToken(ks))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrOpsUnreachable, err)
 	}
