@@ -29,6 +29,7 @@ func TestSmoke(t *testing.T) {
 		{"soak", "-duration", "2s", "-workers", "2"},
 	} {
 		t.Run(args[0], func(t *testing.T) {
+			t.Parallel() // each works in its own temporary directory
 			if err := run(args); err != nil {
 				t.Fatal(err)
 			}

@@ -104,7 +104,7 @@ func TestRecordDeletedAfterKill9(t *testing.T) {
 // again outside the schedule.
 func TestRecordDeletedAfter5xx(t *testing.T) {
 	t.Parallel() // a real process against its own fakes and data directory
-	f := startCrashFixture(t, "OTPGATE_RELEASE_DELETE_AFTER=3s")
+	f := startCrashFixture(t, "OTPGATE_RELEASE_DELETE_AFTER=1s")
 	tg, logs, ctx := f.tg, f.logs, f.ctx
 	code := f.lookupCode(t, 902)
 	tg.FailAfter("editMessageText", 1, 502)
