@@ -3,6 +3,10 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +35,7 @@ func TestCertificateOverTelegram(t *testing.T) {
 		Config: func(c *config.Config) {
 			c.TelegramToken = config.NewSecret(token)
 			c.TelegramAPIURL = fake.URL()
+			c.PublicListen, c.OpsListen = "127.0.0.1:0", "127.0.0.1:0"
 		}})
 	a.Import(t, apptest.Person{Ref: "60000000000001", Name: "Kavya Iyer", Mobile: "9000000401", BirthYear: 1984,
 		Doses: []store.Dose{{Number: 1, Vaccine: "COVISHIELD", Date: "2021-04-02", Center: "PHC A"}}})
@@ -75,6 +80,7 @@ func TestCertificateOverTelegram(t *testing.T) {
 		t.Fatalf("claims %+v", c)
 	}
 	assertMinimalPayload(t, text)
+	checkPublished(t, a.App, text, c.ID)
 	// Not on the deletion schedule: a while later it is still there.
 	due, err := app.TelegramDeletions(a.Store).DueDeletions(context.Background(), time.Now().Add(48*time.Hour), 100)
 	if err != nil {
@@ -126,4 +132,47 @@ func keysOf(m map[int64]cbor.RawMessage) []int64 {
 		out = append(out, k)
 	}
 	return out
+}
+
+// checkPublished: the public listener's key set verifies the proof; a
+// revocation through the ops port is on its revocation list at once.
+func checkPublished(t *testing.T, a *app.App, text, id string) {
+	t.Helper()
+	get := func(path string) []byte {
+		t.Helper()
+		resp, err := http.Get("http://" + a.PublicAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		return b
+	}
+	keys, err := proof.ParseKeySet(get("/keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proof.Verify(text, keys, proof.Revocations{}, time.Now()); err != nil {
+		t.Fatalf("the published keys do not verify the proof: %v", err)
+	}
+	if page := get("/"); !bytes.Contains(page, []byte("OTPG1:")) && !bytes.Contains(page, []byte("otpgate")) {
+		t.Fatal("the verification page is not served")
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+a.OpsAddr()+"/proofs/revoke", strings.NewReader(id))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a revocation without the token: %v %v", resp, err)
+	}
+	if err := app.RevokeRemote(context.Background(), a.OpsAddr(), a.Keys, id); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := proof.ParseRevocations(get("/revocations.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proof.Verify(text, keys, rev, time.Now()); !errors.Is(err, proof.ErrRevoked) {
+		t.Fatalf("after revocation through the ops port the published list gives %v", err)
+	}
 }
