@@ -16,9 +16,9 @@ package otp
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/subtle"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
