@@ -2,15 +2,12 @@ package app
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -170,64 +167,25 @@ func (a *App) refreshRevocations(ctx context.Context) {
 // PublicAddr is where the public listener listens, "" when it is off.
 func (a *App) PublicAddr() string { return a.publicAddr }
 
-// RevokeToken is the bearer token for the ops server's POST
-// /proofs/revoke, derived like BackupToken, for another purpose.
-func RevokeToken(ks keys.Set) string {
-	m := hmac.New(sha256.New, ks.Backup)
-	m.Write([]byte("otpgate/v1/ops-revoke-token"))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// revokeHandler serves POST /proofs/revoke on the ops port: the body is
-// one proof id; the request must carry "Authorization: Bearer
-// <RevokeToken>". The list is republished at once.
+// revokeHandler serves POST /proofs/revoke on the ops port, behind the ops
+// token: the form value id is a proof id. The published list changes at
+// once.
 func (a *App) revokeHandler() http.Handler {
-	want := []byte("Bearer " + RevokeToken(a.Keys))
 	log := a.Log.With("component", "ops")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			log.Warn("revocation refused: missing or wrong token", "remote", r.RemoteAddr)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 128))
-		if err != nil {
-			http.Error(w, "cannot read the proof id", http.StatusBadRequest)
-			return
-		}
-		if err := a.Store.RevokeProof(r.Context(), strings.TrimSpace(string(body))); err != nil {
+	return requireOpsToken(a.Keys, log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<10)
+		if err := a.Store.RevokeProof(r.Context(), strings.TrimSpace(r.PostFormValue("id"))); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		a.refreshRevocations(r.Context())
 		log.Info("proof revoked", "remote", r.RemoteAddr)
-		w.WriteHeader(http.StatusNoContent)
-	})
+		fmt.Fprintln(w, "revoked")
+	}))
 }
 
 // RevokeRemote asks a running otpgate to revoke a proof through its ops
 // server at opsAddr.
 func RevokeRemote(ctx context.Context, opsAddr string, ks keys.Set, id string) error {
-	u, err := opsURL(opsAddr, "/proofs/revoke")
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(id))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+RevokeToken(ks))
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrOpsUnreachable, err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	switch resp.StatusCode {
-	case http.StatusNoContent:
-		return nil
-	case http.StatusUnauthorized:
-		return errors.New("the running otpgate refused the revocation: it runs with another OTPGATE_MASTER_KEY")
-	}
-	return fmt.Errorf("the running otpgate answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	return opsCall(ctx, opsAddr, ks, http.MethodPost, "/proofs/revoke", url.Values{"id": {id}}, io.Discard)
 }

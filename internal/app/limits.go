@@ -155,11 +155,10 @@ func LiftLimit(ctx context.Context, opsAddr string, ks keys.Set, cap, rng string
 var ErrOpsForbidden = errors.New("the running otpgate refused the ops token: it runs with another OTPGATE_MASTER_KEY")
 
 func opsCall(ctx context.Context, opsAddr string, ks keys.Set, method, path string, form url.Values, w io.Writer) error {
-	base, err := backupURL(opsAddr)
+	u, err := opsURL(opsAddr, path)
 	if err != nil {
 		return err
 	}
-	u := strings.TrimSuffix(base, "/backup") + path
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
