@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,28 +15,15 @@ import (
 	"github.com/otpgate/otpgate/store"
 )
 
-// clock is a settable clock for the whole program.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type certHarness struct {
 	*apptest.App
-	clock *clock
+	clock *apptest.Clock
 	t     *testing.T
 }
 
 func newCertHarness(t *testing.T) *certHarness {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)}
+	clk := apptest.NewClock(time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC))
 	a := apptest.New(t, apptest.Options{Lenient: true, Deps: app.Deps{Now: clk.Now}, Config: func(c *config.Config) {
 		c.StaffUsers, c.StaffChats = config.StaffUsers{{ID: agent, Label: "desk 7"}}, []int64{helpdesk}
 	}})

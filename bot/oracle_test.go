@@ -52,18 +52,10 @@ func oracleCaps(c *config.Config) {
 	c.StaffUsers, c.StaffChats = config.StaffUsers{{ID: oracleStaff, Label: "desk 3"}}, []int64{oracleGroup}
 }
 
-type oracleClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *oracleClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *oracleClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 // oracleWorld is one program: world A (the target registered) or world B.
 type oracleWorld struct {
 	a        *apptest.App
-	clk      *oracleClock
+	clk      *apptest.Clock
 	public   *prometheus.Registry // what anyone scraping /metrics sees
 	ops      *prometheus.Registry // the operator's, behind the ops token
 	link     string               // the latest staff deep-link token
@@ -76,7 +68,7 @@ var oraclePhones = []string{oracleTarget, oracleBystander, oracleNobody, oracleF
 
 func newOracleWorld(t *testing.T, registered bool) *oracleWorld {
 	t.Helper()
-	w := &oracleWorld{clk: &oracleClock{t: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)},
+	w := &oracleWorld{clk: apptest.NewClock(time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)),
 		public: prometheus.NewRegistry(), ops: prometheus.NewRegistry(), seen: map[string]int{}, codeSeen: map[string][]string{}}
 	w.a = apptest.New(t, apptest.Options{Config: oracleCaps,
 		// Logs are another test's business (TestLogsOfAWholeFlowCarryNoPII);
