@@ -13,7 +13,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 // Audit event names. They are part of the export format.
@@ -70,7 +70,7 @@ func (s *Store) entryMAC(e AuditEntry) string {
 
 // appendAudit adds entries to the chain inside txn. The caller must hold
 // s.auditMu and must sync after commit before acting on the outcome.
-func (s *Store) appendAudit(txn *badger.Txn, entries ...AuditEntry) error {
+func (s *Store) appendAudit(txn kv.Txn, entries ...AuditEntry) error {
 	if s.failAudit != nil {
 		if err := s.failAudit(); err != nil {
 			return err
@@ -107,11 +107,11 @@ var errHeadUnreadable = errors.New("store: audit head unreadable")
 
 // readHead returns the chain head: the last sequence number and MAC, zero
 // for an empty chain.
-func readHead(txn *badger.Txn) (auditHead, error) {
+func readHead(txn kv.Txn) (auditHead, error) {
 	var head auditHead
 	item, err := txn.Get(keyAuditHead)
 	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
+	case errors.Is(err, kv.ErrKeyNotFound):
 		return head, nil
 	case err != nil:
 		return head, err
@@ -126,7 +126,7 @@ func readHead(txn *badger.Txn) (auditHead, error) {
 func (s *Store) Audit(ctx context.Context, entries ...AuditEntry) error {
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
-	if err := s.update(ctx, func(txn *badger.Txn) error { return s.appendAudit(txn, entries...) }); err != nil {
+	if err := s.update(ctx, func(txn kv.Txn) error { return s.appendAudit(txn, entries...) }); err != nil {
 		return fmt.Errorf("store: audit: %w", err)
 	}
 	return s.sync()
@@ -147,7 +147,7 @@ func (p *AuditProblem) Error() string {
 // ErrAuditBroken and an *AuditProblem naming the first bad entry.
 func (s *Store) VerifyAudit(ctx context.Context) (uint64, error) {
 	var n uint64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
 		head, err := readHead(txn)
 		if errors.Is(err, errHeadUnreadable) {
 			return broken(0, "head unreadable")
@@ -193,8 +193,8 @@ func broken(seq uint64, reason string) error {
 	return fmt.Errorf("%w: %w", ErrAuditBroken, &AuditProblem{Seq: seq, Reason: reason})
 }
 
-func (s *Store) walkAudit(txn *badger.Txn, fn func(seq uint64, e AuditEntry, err error) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxAudit}, PrefetchValues: true, PrefetchSize: 256})
+func (s *Store) walkAudit(txn kv.Txn, fn func(seq uint64, e AuditEntry, err error) error) error {
+	it := txn.NewIterator(kv.IteratorOptions{Prefix: []byte{pfxAudit}, PrefetchValues: true, PrefetchSize: 256})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		k := it.Item().Key()
@@ -215,7 +215,7 @@ func (s *Store) walkAudit(txn *badger.Txn, fn func(seq uint64, e AuditEntry, err
 func (s *Store) ExportAudit(ctx context.Context, w io.Writer) (uint64, error) {
 	var n uint64
 	enc := json.NewEncoder(w)
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
 		return s.walkAudit(txn, func(_ uint64, e AuditEntry, err error) error {
 			if err != nil {
 				return err
@@ -234,7 +234,7 @@ func (s *Store) ExportAudit(ctx context.Context, w io.Writer) (uint64, error) {
 // tests and small tools; ExportAudit streams.
 func (s *Store) AuditEntries(ctx context.Context, keep func(AuditEntry) bool) ([]AuditEntry, error) {
 	var out []AuditEntry
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
 		return s.walkAudit(txn, func(_ uint64, e AuditEntry, err error) error {
 			if err != nil {
 				return err
@@ -273,7 +273,7 @@ func (s *Store) History(ctx context.Context, ref GrantRef, limit int) ([]Access,
 	var out []Access
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.update(ctx, func(txn kv.Txn) error {
 		out = out[:0]
 		g, err := s.loadGrant(txn, ref)
 		if err != nil {
@@ -285,7 +285,7 @@ func (s *Store) History(ctx context.Context, ref GrantRef, limit int) ([]Access,
 		var seqs []uint64
 		for _, h := range g.Records {
 			prefix := append([]byte{pfxHistory}, mustHex(h)...)
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+			it := txn.NewIterator(kv.IteratorOptions{Prefix: prefix, Reverse: true})
 			seek := append(append([]byte{}, prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 			n := 0
 			for it.Seek(seek); it.Valid() && n < 4*limit; it.Next() {

@@ -117,6 +117,9 @@ func checkBackupKey(key []byte) error {
 // streams: memory is bounded, not proportional to the database. key is
 // keys.Set.Backup.
 func (s *Store) Backup(ctx context.Context, w io.Writer, key []byte) (BackupStats, error) {
+	if s.bdb == nil {
+		return BackupStats{}, ErrNotBadger
+	}
 	if err := checkBackupKey(key); err != nil {
 		return BackupStats{}, err
 	}
@@ -145,7 +148,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, key []byte) (BackupStat
 	// than the chain head it holds). One producer reads through one
 	// transaction: one snapshot. Stream.Backup runs with a background
 	// context; ctx is honoured through out, whose writes fail once it ends.
-	stream := s.db.NewStream()
+	stream := s.bdb.NewStream()
 	stream.LogPrefix = "otpgate backup"
 	stream.NumGo = 1
 	if _, err := stream.Backup(counter, 0); err != nil {

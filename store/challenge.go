@@ -11,9 +11,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 // Audience says which field set a grant releases.
@@ -178,7 +177,7 @@ func (s *Store) Issue(ctx context.Context, p IssueParams) (Challenge, IssueOutco
 	var outcome IssueOutcome
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
-	err = s.update(ctx, func(txn *badger.Txn) error {
+	err = s.update(ctx, func(txn kv.Txn) error {
 		var derr error
 		if outcome, derr = plan.decide(txn); derr != nil {
 			return derr
@@ -241,7 +240,7 @@ func (s *Store) planIssue(c Challenge, p IssueParams, now time.Time) (issuePlan,
 
 // decide checks and counts the request in three stages, the first refusal
 // deciding the outcome; windows past it are neither checked nor counted.
-func (pl issuePlan) decide(txn *badger.Txn) (IssueOutcome, error) {
+func (pl issuePlan) decide(txn kv.Txn) (IssueOutcome, error) {
 	p, now := pl.p, pl.now
 	outcome := IssueStored
 	check := func(o IssueOutcome, key []byte, l Limit) error {
@@ -312,7 +311,7 @@ func (pl issuePlan) decide(txn *badger.Txn) (IssueOutcome, error) {
 }
 
 // putIssued stores the challenge (real or decoy) and its audit entry.
-func (s *Store) putIssued(txn *badger.Txn, c Challenge, p IssueParams, outcome IssueOutcome, mobile []byte, now time.Time) error {
+func (s *Store) putIssued(txn kv.Txn, c Challenge, p IssueParams, outcome IssueOutcome, mobile []byte, now time.Time) error {
 	entry := AuditEntry{Event: EventCodeRequested, Requester: c.Requester, Agent: c.Agent,
 		Audience: c.Audience, MobileKey: c.MobileKey, Records: c.Records, Outcome: string(outcome)}
 	if outcome == IssueStored && p.Decoy != "" {
@@ -335,14 +334,14 @@ func (s *Store) putIssued(txn *badger.Txn, c Challenge, p IssueParams, outcome I
 		return err
 	}
 	ttl := c.ExpiresAt.Sub(now) + time.Minute // kept a little past expiry to answer "expired"
-	if err := txn.SetEntry(badger.NewEntry(ckey, b).WithTTL(ttl)); err != nil {
+	if err := txn.SetEntry(kv.NewEntry(ckey, b).WithTTL(ttl)); err != nil {
 		return err
 	}
 	if outcome == IssueStored && p.ByOwner {
 		// The owner's code replaces every code other chats hold for this
 		// mobile: Verify refuses those created until now.
 		e, _ := json.Marshal(ownerEpoch{At: now.UnixNano(), ID: c.ID})
-		if err := txn.SetEntry(badger.NewEntry(counterKey(counterOwnerEpoch, mobile), e).WithTTL(ownerEpochTTL)); err != nil {
+		if err := txn.SetEntry(kv.NewEntry(counterKey(counterOwnerEpoch, mobile), e).WithTTL(ownerEpochTTL)); err != nil {
 			return err
 		}
 	}
@@ -351,12 +350,12 @@ func (s *Store) putIssued(txn *badger.Txn, c Challenge, p IssueParams, outcome I
 
 // replacedByOwner reports whether the owner of c's mobile took over its
 // codes after c was created.
-func replacedByOwner(txn *badger.Txn, c Challenge, mobile []byte) (bool, error) {
+func replacedByOwner(txn kv.Txn, c Challenge, mobile []byte) (bool, error) {
 	if c.Owner {
 		return false, nil
 	}
 	item, err := txn.Get(counterKey(counterOwnerEpoch, mobile))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, kv.ErrKeyNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -421,7 +420,7 @@ func (s *Store) Verify(ctx context.Context, p VerifyParams) (Grant, VerifyOutcom
 	)
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.update(ctx, func(txn kv.Txn) error {
 		grant = Grant{}
 		entry := AuditEntry{Requester: p.Requester}
 		reqKey := counterKey(CounterWrongByRequester, requester)
@@ -454,7 +453,7 @@ func (s *Store) Verify(ctx context.Context, p VerifyParams) (Grant, VerifyOutcom
 				return err
 			}
 			ttl := c.ExpiresAt.Sub(now) + time.Minute
-			if err := txn.SetEntry(badger.NewEntry(ckey, b).WithTTL(ttl)); err != nil {
+			if err := txn.SetEntry(kv.NewEntry(ckey, b).WithTTL(ttl)); err != nil {
 				return err
 			}
 		}
@@ -489,7 +488,7 @@ func (s *Store) Verify(ctx context.Context, p VerifyParams) (Grant, VerifyOutcom
 // triable finds the requester's challenge and says why it cannot be tried,
 // if it cannot: "" means a live challenge whose attempt is to be counted.
 // found reports whether a challenge was read (locks are checked first).
-func (s *Store) triable(txn *badger.Txn, p VerifyParams, now time.Time, reqKey, ckey []byte) (c Challenge, found bool, outcome VerifyOutcome, err error) {
+func (s *Store) triable(txn kv.Txn, p VerifyParams, now time.Time, reqKey, ckey []byte) (c Challenge, found bool, outcome VerifyOutcome, err error) {
 	if p.RequesterWrong.On() {
 		if until, err := lockedUntil(txn, reqKey, now, p.RequesterWrong); err != nil {
 			return c, false, "", err
@@ -532,7 +531,7 @@ func (s *Store) triable(txn *badger.Txn, p VerifyParams, now time.Time, reqKey, 
 // that no budget tells a live challenge from none) and, for a wrong code on
 // a live challenge, against the mobile. locked reports that this rejection
 // reached a limit.
-func countRejection(txn *badger.Txn, p VerifyParams, now time.Time, outcome VerifyOutcome, mobKey, reqKey []byte) (locked bool, err error) {
+func countRejection(txn kv.Txn, p VerifyParams, now time.Time, outcome VerifyOutcome, mobKey, reqKey []byte) (locked bool, err error) {
 	if outcome == VerifyWrong && p.MobileWrong.On() {
 		mw, err := bump(txn, mobKey, now, p.MobileWrong)
 		if err != nil {
@@ -550,10 +549,10 @@ func countRejection(txn *badger.Txn, p VerifyParams, now time.Time, outcome Veri
 	return locked, nil
 }
 
-func (s *Store) getChallenge(txn *badger.Txn, key []byte) (Challenge, error) {
+func (s *Store) getChallenge(txn kv.Txn, key []byte) (Challenge, error) {
 	var c Challenge
 	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, kv.ErrKeyNotFound) {
 		return c, ErrNotFound
 	}
 	if err != nil {
@@ -567,7 +566,7 @@ func (s *Store) getChallenge(txn *badger.Txn, key []byte) (Challenge, error) {
 
 // CancelChallenge drops the requester's pending code for purpose, if any.
 func (s *Store) CancelChallenge(ctx context.Context, requester, purpose string) error {
-	return s.update(ctx, func(txn *badger.Txn) error {
+	return s.update(ctx, func(txn kv.Txn) error {
 		return txn.Delete(s.challengeKey(requester, purpose))
 	})
 }

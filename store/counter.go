@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 // Limit is a fixed window: at most Max events per Period. A Limit with
@@ -55,9 +55,9 @@ func counterKey(kind byte, subject []byte) []byte {
 
 // readWindow returns the live window for key, or a zero one when the stored
 // window has run out.
-func readWindow(txn *badger.Txn, key []byte, now time.Time, period time.Duration) (window, error) {
+func readWindow(txn kv.Txn, key []byte, now time.Time, period time.Duration) (window, error) {
 	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, kv.ErrKeyNotFound) {
 		return window{}, nil
 	}
 	if err != nil {
@@ -75,11 +75,11 @@ func readWindow(txn *badger.Txn, key []byte, now time.Time, period time.Duration
 
 // bump adds one event to the window at key and stores it with a TTL that
 // ends with the window, so the counter vanishes by itself.
-func bump(txn *badger.Txn, key []byte, now time.Time, l Limit) (window, error) {
+func bump(txn kv.Txn, key []byte, now time.Time, l Limit) (window, error) {
 	return bumpLabelled(txn, key, now, l, "")
 }
 
-func bumpLabelled(txn *badger.Txn, key []byte, now time.Time, l Limit, label string) (window, error) {
+func bumpLabelled(txn kv.Txn, key []byte, now time.Time, l Limit, label string) (window, error) {
 	w, err := readWindow(txn, key, now, l.Period)
 	if err != nil {
 		return w, err
@@ -94,12 +94,12 @@ func bumpLabelled(txn *badger.Txn, key []byte, now time.Time, l Limit, label str
 	// entry's TTL only collects it afterwards, with a margin so that Badger's
 	// wall-clock expiry (1 s granularity) never ends a window early.
 	ttl := time.Unix(w.Start, 0).Add(l.Period).Sub(now) + time.Minute
-	return w, txn.SetEntry(badger.NewEntry(key, b).WithTTL(ttl))
+	return w, txn.SetEntry(kv.NewEntry(key, b).WithTTL(ttl))
 }
 
 // lockedUntil reports when the window at key stops blocking, or the zero
 // time when it does not block.
-func lockedUntil(txn *badger.Txn, key []byte, now time.Time, l Limit) (time.Time, error) {
+func lockedUntil(txn kv.Txn, key []byte, now time.Time, l Limit) (time.Time, error) {
 	w, err := readWindow(txn, key, now, l.Period)
 	if err != nil || w.Count < l.Max {
 		return time.Time{}, err
@@ -131,7 +131,7 @@ func (w SendWindow) Drained() bool { return w.Count >= w.Limit }
 func (s *Store) SendWindows(ctx context.Context, global, prefix Limit) ([]SendWindow, error) {
 	now := s.now()
 	var out []SendWindow
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
 		if global.On() {
 			w, err := readWindow(txn, counterKey(counterGlobalHour, nil), now, global.Period)
 			if err != nil {
@@ -143,7 +143,7 @@ func (s *Store) SendWindows(ctx context.Context, global, prefix Limit) ([]SendWi
 			return nil
 		}
 		pfx := counterKey(counterPrefixHour, nil)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true})
+		it := txn.NewIterator(kv.IteratorOptions{Prefix: pfx, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if err := ctx.Err(); err != nil {
@@ -208,11 +208,11 @@ func (s *Store) LiftSendWindow(ctx context.Context, cap, rng, actor string) (boo
 	var found bool
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.update(ctx, func(txn kv.Txn) error {
 		found = false
 		_, err := txn.Get(key)
 		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
+		case errors.Is(err, kv.ErrKeyNotFound):
 		case err != nil:
 			return err
 		default:

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 // Deletion is a chat message that must be removed from the chat at Due:
@@ -29,7 +29,7 @@ func deletionKey(d Deletion) []byte {
 
 // ScheduleDeletion records d durably.
 func (s *Store) ScheduleDeletion(ctx context.Context, d Deletion) error {
-	if err := s.update(ctx, func(txn *badger.Txn) error { return txn.Set(deletionKey(d), nil) }); err != nil {
+	if err := s.update(ctx, func(txn kv.Txn) error { return txn.Set(deletionKey(d), nil) }); err != nil {
 		return fmt.Errorf("store: schedule deletion: %w", err)
 	}
 	return s.sync()
@@ -38,8 +38,8 @@ func (s *Store) ScheduleDeletion(ctx context.Context, d Deletion) error {
 // DueDeletions returns up to limit deletions due at or before now, oldest first.
 func (s *Store) DueDeletions(ctx context.Context, now time.Time, limit int) ([]Deletion, error) {
 	var out []Deletion
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxReleaseDel}})
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IteratorOptions{Prefix: []byte{pfxReleaseDel}})
 		defer it.Close()
 		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
 			k := it.Item().Key()
@@ -63,5 +63,5 @@ func (s *Store) DueDeletions(ctx context.Context, now time.Time, limit int) ([]D
 
 // DeletionDone removes d from the schedule.
 func (s *Store) DeletionDone(ctx context.Context, d Deletion) error {
-	return s.update(ctx, func(txn *badger.Txn) error { return txn.Delete(deletionKey(d)) })
+	return s.update(ctx, func(txn kv.Txn) error { return txn.Delete(deletionKey(d)) })
 }

@@ -1,18 +1,19 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 // TamperAudit rewrites raw audit storage for tests of VerifyAudit: fn gets
 // the stored entries keyed by sequence and returns the ones to write back
 // (nil value deletes). It bypasses the chain on purpose.
 func (s *Store) TamperAudit(fn func(map[uint64][]byte) map[uint64][]byte) error {
-	return s.db.Update(func(txn *badger.Txn) error {
+	return s.kv.Update(context.Background(), func(txn kv.Txn) error {
 		all := map[uint64][]byte{}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxAudit}})
+		it := txn.NewIterator(kv.IteratorOptions{Prefix: []byte{pfxAudit}})
 		for it.Rewind(); it.Valid(); it.Next() {
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 // Grant is the proof of a completed code round trip: it lets one requester
@@ -39,24 +39,24 @@ func (g Grant) Ref() GrantRef { return GrantRef{ID: g.ID, Requester: g.Requester
 
 func grantKey(id string) []byte { return append([]byte{pfxGrant}, id...) }
 
-func (s *Store) putGrant(txn *badger.Txn, g Grant, ttl time.Duration) error {
+func (s *Store) putGrant(txn kv.Txn, g Grant, ttl time.Duration) error {
 	b, err := json.Marshal(g)
 	if err != nil {
 		return err
 	}
 	// Expiry is checked against the store's clock (loadGrant); the TTL
 	// only collects the entry, a margin past it.
-	return txn.SetEntry(badger.NewEntry(grantKey(g.ID), b).WithTTL(ttl + time.Minute))
+	return txn.SetEntry(kv.NewEntry(grantKey(g.ID), b).WithTTL(ttl + time.Minute))
 }
 
 // loadGrant validates ref inside txn: the grant exists, has not expired and
 // belongs to the requester.
-func (s *Store) loadGrant(txn *badger.Txn, ref GrantRef) (Grant, error) {
+func (s *Store) loadGrant(txn kv.Txn, ref GrantRef) (Grant, error) {
 	if ref.ID == "" || ref.Requester == "" || len(ref.ID) > 64 {
 		return Grant{}, ErrNoGrant
 	}
 	item, err := txn.Get(grantKey(ref.ID))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, kv.ErrKeyNotFound) {
 		return Grant{}, ErrNoGrant
 	}
 	if err != nil {
@@ -167,7 +167,7 @@ func (s *Store) Release(ctx context.Context, ref GrantRef, handle string) (View,
 func (s *Store) release(ctx context.Context, ref GrantRef, handles []string, build func(Grant, []Record) (AuditEntry, error)) error {
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.update(ctx, func(txn kv.Txn) error {
 		g, err := s.loadGrant(txn, ref)
 		if err != nil {
 			return err
@@ -213,7 +213,7 @@ func (s *Store) release(ctx context.Context, ref GrantRef, handles []string, bui
 func (s *Store) EndGrant(ctx context.Context, ref GrantRef) error {
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.update(ctx, func(txn kv.Txn) error {
 		g, err := s.loadGrant(txn, ref)
 		if errors.Is(err, ErrNoGrant) {
 			return nil

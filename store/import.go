@@ -16,6 +16,8 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/store/badgerkv"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 // ImportRow is one parsed row of an import file. Problem is set when the
@@ -93,7 +95,7 @@ func (e *ImportError) add(line int, reason string) {
 // already written count as unchanged (an interrupted first load is dropped
 // and loaded again).
 func (s *Store) Import(ctx context.Context, src RowSource) (ImportSummary, error) {
-	marker, err := s.importMarker()
+	marker, err := s.importMarker(ctx)
 	if err != nil {
 		return ImportSummary{}, err
 	}
@@ -103,7 +105,7 @@ func (s *Store) Import(ctx context.Context, src RowSource) (ImportSummary, error
 			return ImportSummary{}, err
 		}
 	}
-	empty, err := s.noRecords()
+	empty, err := s.noRecords(ctx)
 	if err != nil {
 		return ImportSummary{}, err
 	}
@@ -113,7 +115,7 @@ func (s *Store) Import(ctx context.Context, src RowSource) (ImportSummary, error
 	} else {
 		sum, err = s.checkImport(ctx, src)
 		if err == nil {
-			err = s.setImportMarker(markerUpdate)
+			err = s.setImportMarker(ctx, markerUpdate)
 		}
 		if err == nil {
 			err = s.writeImport(ctx, src, &sum)
@@ -122,7 +124,7 @@ func (s *Store) Import(ctx context.Context, src RowSource) (ImportSummary, error
 	if err != nil {
 		return sum, err
 	}
-	if err := s.setImportMarker(markerNone); err != nil {
+	if err := s.setImportMarker(ctx, markerNone); err != nil {
 		return sum, err
 	}
 	err = s.Audit(ctx, AuditEntry{Event: EventImported,
@@ -146,7 +148,7 @@ var importWorkers = max(2, runtime.GOMAXPROCS(0))
 
 // importFresh loads rows into a store with no records in one pass.
 func (s *Store) importFresh(ctx context.Context, src RowSource) (ImportSummary, error) {
-	if err := s.setImportMarker(markerFresh); err != nil {
+	if err := s.setImportMarker(ctx, markerFresh); err != nil {
 		return ImportSummary{}, err
 	}
 	var (
@@ -154,7 +156,7 @@ func (s *Store) importFresh(ctx context.Context, src RowSource) (ImportSummary, 
 		bad     ImportError
 		written int
 	)
-	wb := s.db.NewWriteBatch()
+	wb := s.kv.NewWriteBatch(ctx)
 	defer wb.Cancel()
 	rows := make(chan []ImportRow, 2*importWorkers)
 	gctx, cancel := context.WithCancel(ctx)
@@ -220,7 +222,7 @@ func (s *Store) importFresh(ctx context.Context, src RowSource) (ImportSummary, 
 		// Leave the store as it was; if even that fails, the marker stays
 		// and the next Import drops the partial load.
 		if derr := s.dropRecords(); derr == nil {
-			_ = s.setImportMarker(markerNone)
+			_ = s.setImportMarker(ctx, markerNone)
 		}
 		return sum, fmt.Errorf("store: import write: %w", err)
 	}
@@ -236,7 +238,7 @@ func (s *Store) importFresh(ctx context.Context, src RowSource) (ImportSummary, 
 		if err := s.dropRecords(); err != nil {
 			return sum, err
 		}
-		if err := s.setImportMarker(markerNone); err != nil {
+		if err := s.setImportMarker(ctx, markerNone); err != nil {
 			return sum, err
 		}
 		// Name every bad row, as a store without records sees the file.
@@ -271,7 +273,7 @@ func (s *Store) encodeRow(r *ImportRow) (encodedRow, error) {
 }
 
 // set writes the record and its index entries.
-func (e encodedRow) set(wb *badger.WriteBatch) error {
+func (e encodedRow) set(wb kv.WriteBatch) error {
 	if err := wb.Set(join([]byte{pfxRecord}, e.rh), e.val); err != nil {
 		return err
 	}
@@ -285,7 +287,7 @@ func (e encodedRow) set(wb *badger.WriteBatch) error {
 }
 
 // setRow writes one row's record and index entries.
-func (s *Store) setRow(wb *badger.WriteBatch, r *ImportRow) error {
+func (s *Store) setRow(wb kv.WriteBatch, r *ImportRow) error {
 	e, err := s.encodeRow(r)
 	if err != nil {
 		return err
@@ -298,9 +300,9 @@ func (s *Store) setRow(wb *badger.WriteBatch, r *ImportRow) error {
 // and no mobile with more than MaxPerMobile. Keys only, in key order.
 func (s *Store) freshLoadConsistent(ctx context.Context, rows int) (bool, error) {
 	ok := true
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
 		n := 0
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}})
+		it := txn.NewIterator(kv.IteratorOptions{Prefix: []byte{pfxRecord}})
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
 		}
@@ -309,7 +311,7 @@ func (s *Store) freshLoadConsistent(ctx context.Context, rows int) (bool, error)
 			ok = false
 			return nil
 		}
-		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxMobileIdx}})
+		it = txn.NewIterator(kv.IteratorOptions{Prefix: []byte{pfxMobileIdx}})
 		defer it.Close()
 		var (
 			cur   []byte
@@ -343,15 +345,15 @@ func (s *Store) freshLoadConsistent(ctx context.Context, rows int) (bool, error)
 // dropRecords deletes every record and index entry. Only a first load,
 // into a store that held no records, uses it to undo itself.
 func (s *Store) dropRecords() error {
-	if err := s.db.DropPrefix([]byte{pfxRecord}, []byte{pfxMobileIdx}, []byte{pfxIDIdx}); err != nil {
+	if err := s.kv.DropPrefix(context.Background(), []byte{pfxRecord}, []byte{pfxMobileIdx}, []byte{pfxIDIdx}); err != nil {
 		return fmt.Errorf("store: import undo: %w", err)
 	}
 	return s.sync()
 }
 
-func (s *Store) noRecords() (bool, error) {
+func (s *Store) noRecords(ctx context.Context) (bool, error) {
 	var empty bool
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
 		var err error
 		empty, err = isEmpty(txn, pfxRecord)
 		return err
@@ -375,7 +377,7 @@ func (s *Store) checkImport(ctx context.Context, src RowSource) (ImportSummary, 
 		return sum, err
 	}
 	defer cleanup()
-	wb := tmp.NewWriteBatch()
+	wb := tmp.NewWriteBatch(ctx)
 	defer wb.Cancel()
 	err = src(ctx, func(r ImportRow) error {
 		sum.Rows++
@@ -397,8 +399,8 @@ func (s *Store) checkImport(ctx context.Context, src RowSource) (ImportSummary, 
 	if err != nil {
 		return sum, err
 	}
-	err = tmp.View(func(scratch *badger.Txn) error {
-		return s.db.View(func(txn *badger.Txn) error {
+	err = tmp.View(ctx, func(scratch kv.Txn) error {
+		return s.kv.View(ctx, func(txn kv.Txn) error {
 			return s.checkScratch(ctx, scratch, txn, &bad)
 		})
 	})
@@ -424,7 +426,7 @@ const (
 // an in-memory store, otherwise in a directory inside the data directory
 // (same disk, same permissions), removed by cleanup. It holds only keyed
 // hashes and line numbers, nothing personal, so it is not encrypted.
-func (s *Store) openScratch() (*badger.DB, func(), error) {
+func (s *Store) openScratch() (*badgerkv.DB, func(), error) {
 	opts := badger.DefaultOptions("").WithInMemory(true)
 	dir := ""
 	if s.dir != "" {
@@ -448,7 +450,7 @@ func (s *Store) openScratch() (*badger.DB, func(), error) {
 		}
 		return nil, nil, fmt.Errorf("store: import check: %w", err)
 	}
-	return db, func() {
+	return badgerkv.New(db), func() {
 		_ = db.Close()
 		if dir != "" {
 			_ = os.RemoveAll(dir)
@@ -464,14 +466,14 @@ func scratchLine(k []byte) int { return int(binary.BigEndian.Uint32(k[len(k)-4:]
 // MaxPerMobile rows (not counting repeats) stand and later ones are
 // refused; a mobile whose rows and stored beneficiaries (those the file
 // does not name) exceed MaxPerMobile is reported at its first row.
-func (s *Store) checkScratch(ctx context.Context, scratch, txn *badger.Txn, bad *ImportError) error {
+func (s *Store) checkScratch(ctx context.Context, scratch, txn kv.Txn, bad *ImportError) error {
 	// Repeated reference ids: same ref hash, in line order.
 	dups := map[int]bool{} // lines of repeats; bounded below
 	var (
 		prev      []byte
 		firstLine int
 	)
-	it := scratch.NewIterator(badger.IteratorOptions{Prefix: []byte{scratchRef}})
+	it := scratch.NewIterator(kv.IteratorOptions{Prefix: []byte{scratchRef}})
 	for it.Rewind(); it.Valid(); it.Next() {
 		k := it.Item().Key()
 		h := k[1 : 1+hashLen]
@@ -486,9 +488,9 @@ func (s *Store) checkScratch(ctx context.Context, scratch, txn *badger.Txn, bad 
 	}
 	it.Close()
 
-	stored := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxMobileIdx}})
+	stored := txn.NewIterator(kv.IteratorOptions{Prefix: []byte{pfxMobileIdx}})
 	defer stored.Close()
-	refs := scratch.NewIterator(badger.IteratorOptions{Prefix: []byte{scratchRef}})
+	refs := scratch.NewIterator(kv.IteratorOptions{Prefix: []byte{scratchRef}})
 	defer refs.Close()
 	inFile := func(rh []byte) bool {
 		p := join([]byte{scratchRef}, rh)
@@ -519,7 +521,7 @@ func (s *Store) checkScratch(ctx context.Context, scratch, txn *badger.Txn, bad 
 		}
 		return nil
 	}
-	it = scratch.NewIterator(badger.IteratorOptions{Prefix: []byte{scratchMobile}})
+	it = scratch.NewIterator(kv.IteratorOptions{Prefix: []byte{scratchMobile}})
 	defer it.Close()
 	i := 0
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -551,19 +553,22 @@ func sortProblems(p []ImportProblem) {
 	slices.SortStableFunc(p, func(a, b ImportProblem) int { return a.Line - b.Line })
 }
 
-func isEmpty(txn *badger.Txn, pfx byte) (bool, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfx}})
+func isEmpty(txn kv.Txn, pfx byte) (bool, error) {
+	it := txn.NewIterator(kv.IteratorOptions{Prefix: []byte{pfx}})
 	defer it.Close()
 	it.Rewind()
 	return !it.Valid(), nil
 }
 
 func (s *Store) writeImport(ctx context.Context, src RowSource, sum *ImportSummary) error {
-	wb := s.db.NewWriteBatch()
+	wb := s.kv.NewWriteBatch(ctx)
 	defer wb.Cancel()
-	read := s.db.NewTransaction(false) // snapshot from before this pass
+	read, err := s.kv.NewReadTxn(ctx) // snapshot from before this pass
+	if err != nil {
+		return err
+	}
 	defer read.Discard()
-	err := src(ctx, func(r ImportRow) error {
+	err = src(ctx, func(r ImportRow) error {
 		if sum.Rows%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -614,8 +619,8 @@ func (s *Store) writeImport(ctx context.Context, src RowSource, sum *ImportSumma
 	return s.sync()
 }
 
-func (s *Store) setImportMarker(m byte) error {
-	err := s.db.Update(func(txn *badger.Txn) error {
+func (s *Store) setImportMarker(ctx context.Context, m byte) error {
+	err := s.kv.Update(ctx, func(txn kv.Txn) error {
 		if m != markerNone {
 			return txn.Set(keyMetaImport, []byte{m})
 		}
@@ -627,11 +632,11 @@ func (s *Store) setImportMarker(m byte) error {
 	return s.sync()
 }
 
-func (s *Store) importMarker() (byte, error) {
+func (s *Store) importMarker(ctx context.Context) (byte, error) {
 	m := markerNone
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
 		item, err := txn.Get(keyMetaImport)
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		if errors.Is(err, kv.ErrKeyNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -651,6 +656,6 @@ func (s *Store) importMarker() (byte, error) {
 // InterruptedImport reports whether an import's write pass began and did
 // not finish. Running that import again completes it.
 func (s *Store) InterruptedImport() (bool, error) {
-	m, err := s.importMarker()
+	m, err := s.importMarker(context.Background())
 	return m != markerNone, err
 }

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 // ErrLinkInvalid covers every refused deep-link token: unknown, expired,
@@ -32,8 +32,8 @@ type link struct {
 func (s *Store) CreateLink(ctx context.Context, requester, tag string, ttl time.Duration) (string, error) {
 	token := NewID()
 	b, _ := json.Marshal(link{Requester: requester, ExpiresAt: s.now().Add(ttl), Tag: tag})
-	err := s.update(ctx, func(txn *badger.Txn) error {
-		return txn.SetEntry(badger.NewEntry(append([]byte{pfxLink}, token...), b).WithTTL(ttl + time.Minute))
+	err := s.update(ctx, func(txn kv.Txn) error {
+		return txn.SetEntry(kv.NewEntry(append([]byte{pfxLink}, token...), b).WithTTL(ttl + time.Minute))
 	})
 	if err != nil {
 		return "", fmt.Errorf("store: create link: %w", err)
@@ -50,9 +50,9 @@ func (s *Store) RedeemLink(ctx context.Context, token, requester string) (tag st
 		return "", ErrLinkInvalid
 	}
 	key := append([]byte{pfxLink}, token...)
-	err = s.update(ctx, func(txn *badger.Txn) error {
+	err = s.update(ctx, func(txn kv.Txn) error {
 		item, err := txn.Get(key)
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		if errors.Is(err, kv.ErrKeyNotFound) {
 			return ErrLinkInvalid
 		}
 		if err != nil {
@@ -67,7 +67,7 @@ func (s *Store) RedeemLink(ctx context.Context, token, requester string) (tag st
 		}
 		l.Used, tag = true, l.Tag
 		b, _ := json.Marshal(l)
-		return txn.SetEntry(badger.NewEntry(key, b).WithTTL(max(time.Until(l.ExpiresAt), 0) + time.Minute))
+		return txn.SetEntry(kv.NewEntry(key, b).WithTTL(max(time.Until(l.ExpiresAt), 0) + time.Minute))
 	})
 	if err != nil {
 		return "", err

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 const pfxRevoked = 'p' // p + proof id → revocation time (unix seconds)
@@ -77,10 +77,10 @@ func (s *Store) RevokeProof(ctx context.Context, id string) error {
 		return fmt.Errorf("store: %q is not a proof id (16 lower-case hex characters)", id)
 	}
 	key := append([]byte{pfxRevoked}, id...)
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.update(ctx, func(txn kv.Txn) error {
 		if _, err := txn.Get(key); err == nil {
 			return nil
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		} else if !errors.Is(err, kv.ErrKeyNotFound) {
 			return err
 		}
 		return txn.Set(key, []byte(fmt.Sprint(s.now().Unix())))
@@ -94,8 +94,8 @@ func (s *Store) RevokeProof(ctx context.Context, id string) error {
 // Revoked lists the revoked proof ids, in order, and when the list last
 // changed (zero when it is empty).
 func (s *Store) Revoked(ctx context.Context) (ids []string, updated time.Time, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRevoked}, PrefetchValues: true})
+	err = s.kv.View(ctx, func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IteratorOptions{Prefix: []byte{pfxRevoked}, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			ids = append(ids, string(it.Item().Key()[1:]))

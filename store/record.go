@@ -8,9 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 // MaxPerMobile is how many beneficiaries one mobile may carry (CoWIN's rule).
@@ -68,7 +67,7 @@ type Target struct {
 // (ambiguous: no single owner to ask).
 func (s *Store) Resolve(ctx context.Context, id pii.Identifier) (Target, error) {
 	var t Target
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
 		var refs [][]byte
 		var err error
 		switch id.Kind {
@@ -111,9 +110,9 @@ func (s *Store) Resolve(ctx context.Context, id pii.Identifier) (Target, error) 
 	return t, nil
 }
 
-func indexRefs(txn *badger.Txn, pfx byte, h []byte) ([][]byte, error) {
+func indexRefs(txn kv.Txn, pfx byte, h []byte) ([][]byte, error) {
 	prefix := join([]byte{pfx}, h)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	it := txn.NewIterator(kv.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	var refs [][]byte
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -129,9 +128,9 @@ func indexRefs(txn *badger.Txn, pfx byte, h []byte) ([][]byte, error) {
 	return refs, nil
 }
 
-func getRecord(txn *badger.Txn, refHash []byte) (Record, error) {
+func getRecord(txn kv.Txn, refHash []byte) (Record, error) {
 	item, err := txn.Get(join([]byte{pfxRecord}, refHash))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, kv.ErrKeyNotFound) {
 		return Record{}, ErrNotFound
 	}
 	if err != nil {
@@ -149,8 +148,8 @@ func getRecord(txn *badger.Txn, refHash []byte) (Record, error) {
 // Count returns the number of records stored.
 func (s *Store) Count(ctx context.Context) (int, error) {
 	n := 0
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}})
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IteratorOptions{Prefix: []byte{pfxRecord}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++

@@ -1,7 +1,10 @@
-// Package store keeps otpgate's state in an embedded, encrypted Badger
-// database: beneficiary records and their keyed-hash indexes, one-time-code
-// challenges, grants, the counters that protect codes, and the hash-chained
-// audit log.
+// Package store keeps otpgate's state — beneficiary records and their
+// keyed-hash indexes, one-time-code challenges, grants, the counters that
+// protect codes, and the hash-chained audit log — as keys and values in an
+// engine of the persistence contract (store/kv): an embedded, encrypted
+// Badger database by default, or PostgreSQL shared by several replicas.
+// The logic is written once, over the contract, and so behaves the same on
+// both.
 //
 // The store is where the product's invariant is enforced: the only calls
 // that return record fields (Summaries and Release) take a grant minted by a
@@ -26,6 +29,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/otpgate/otpgate/pii"
+	"github.com/otpgate/otpgate/store/badgerkv"
+	"github.com/otpgate/otpgate/store/kv"
 )
 
 // Errors returned by the store.
@@ -37,6 +42,8 @@ var (
 	ErrClosed      = errors.New("store: closed")
 	ErrAuditBroken = errors.New("store: audit chain broken")
 	ErrBadOptions  = errors.New("store: bad options")
+	// ErrNotBadger: a Badger-only operation (backup) on another engine.
+	ErrNotBadger = errors.New("store: the state is in PostgreSQL: back it up with PostgreSQL's own tools (pg_basebackup, WAL archiving); otpgate backup is for the embedded store")
 )
 
 // Options configure Open. Keys come from internal/keys.
@@ -55,14 +62,22 @@ type Options struct {
 	Now func() time.Time
 	// ReadOnly opens without taking writes (audit verify/export).
 	ReadOnly bool
+	// Backend, when set, is the engine to keep the state in instead of a
+	// Badger database in Dir (PostgreSQL: store/pgkv, which encrypts each
+	// value itself, so EncryptionKey is not used). The store closes it.
+	// Dir, when set, is where an import keeps its scratch files.
+	Backend kv.Backend
 }
 
 func (o Options) validate() error {
 	var errs []error
-	if !o.InMemory && o.Dir == "" {
+	if !o.InMemory && o.Dir == "" && o.Backend == nil {
 		errs = append(errs, errors.New("Dir is empty"))
 	}
 	for name, k := range map[string][]byte{"EncryptionKey": o.EncryptionKey, "IndexKey": o.IndexKey, "AuditKey": o.AuditKey} {
+		if name == "EncryptionKey" && o.Backend != nil {
+			continue
+		}
 		if len(k) != 32 {
 			errs = append(errs, fmt.Errorf("%s must be 32 bytes", name))
 		}
@@ -75,7 +90,10 @@ func (o Options) validate() error {
 
 // Store is safe for concurrent use.
 type Store struct {
-	db       *badger.DB
+	kv kv.Backend
+	// bdb is the Badger database underneath, nil on PostgreSQL: backups
+	// and value-log GC are Badger's own.
+	bdb      *badger.DB
 	dir      string // "" in memory
 	log      *slog.Logger
 	now      func() time.Time
@@ -101,9 +119,8 @@ func Open(opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+	if opts.Backend != nil {
+		return open(opts.Backend, nil, opts, log)
 	}
 	bo := BadgerOptions(opts)
 	db, err := badger.Open(bo)
@@ -115,12 +132,22 @@ func Open(opts Options) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log, now: now, indexKey: opts.IndexKey, auditKey: opts.AuditKey}
-	if !opts.InMemory {
-		s.dir = opts.Dir
+	if opts.InMemory {
+		opts.Dir = ""
 	}
+	return open(badgerkv.New(db), db, opts, log)
+}
+
+// open builds the store over an open engine and checks the keys; on error
+// it closes the engine.
+func open(b kv.Backend, bdb *badger.DB, opts Options, log *slog.Logger) (*Store, error) {
+	now := opts.Now
+	if now == nil {
+		now = b.Now
+	}
+	s := &Store{kv: b, bdb: bdb, dir: opts.Dir, log: log, now: now, indexKey: opts.IndexKey, auditKey: opts.AuditKey}
 	if err := s.checkIndexKey(opts.ReadOnly); err != nil {
-		_ = db.Close()
+		_ = b.Close()
 		return nil, err
 	}
 	return s, nil
@@ -197,9 +224,9 @@ func isLockErr(err error) bool {
 // one master, but cheap to check and it catches a corrupted key file).
 func (s *Store) checkIndexKey(readOnly bool) error {
 	want := s.mac(s.indexKey, "keycheck")
-	return s.db.Update(func(txn *badger.Txn) error {
+	return s.kv.Update(context.Background(), func(txn kv.Txn) error {
 		item, err := txn.Get(keyMetaKeyCheck)
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		if errors.Is(err, kv.ErrKeyNotFound) {
 			if readOnly {
 				return nil
 			}
@@ -219,7 +246,7 @@ func (s *Store) checkIndexKey(readOnly bool) error {
 
 // Close flushes and closes the database.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	if err := s.kv.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil
@@ -229,8 +256,11 @@ func (s *Store) Close() error {
 // as Badger advises: round after round until one finds nothing to rewrite
 // (at most 16 rounds a call). Call it on a ticker.
 func (s *Store) CollectGarbage() error {
+	if s.bdb == nil {
+		return nil // PostgreSQL vacuums itself
+	}
 	for range 16 {
-		err := s.db.RunValueLogGC(0.5)
+		err := s.bdb.RunValueLogGC(0.5)
 		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 			return nil
 		}
@@ -297,13 +327,13 @@ func join(parts ...[]byte) []byte {
 }
 
 // update runs fn in a read-write transaction, retrying on SSI conflicts.
-func (s *Store) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+func (s *Store) update(ctx context.Context, fn func(txn kv.Txn) error) error {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := s.db.Update(fn)
-		if !errors.Is(err, badger.ErrConflict) {
+		err := s.kv.Update(ctx, fn)
+		if !errors.Is(err, kv.ErrConflict) {
 			return err
 		}
 		if attempt >= 100 {
@@ -317,7 +347,7 @@ func (s *Store) update(ctx context.Context, fn func(txn *badger.Txn) error) erro
 // (SyncWrites is off to keep imports fast); everything that must survive a
 // power cut — consumed codes, counters, grants, audit — is followed by this.
 func (s *Store) sync() error {
-	if err := s.db.Sync(); err != nil {
+	if err := s.kv.Sync(); err != nil {
 		return fmt.Errorf("store: sync: %w", err)
 	}
 	return nil
@@ -337,9 +367,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.View(func(txn *badger.Txn) error {
+	return s.kv.View(ctx, func(txn kv.Txn) error {
 		_, err := txn.Get(keyMetaKeyCheck)
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		if errors.Is(err, kv.ErrKeyNotFound) {
 			return nil
 		}
 		return err
@@ -363,8 +393,8 @@ type Census struct {
 // Census walks every key (not the values): proportional to the store's size.
 func (s *Store) Census(ctx context.Context) (Census, error) {
 	var c Census
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{})
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
+		it := txn.NewIterator(kv.IteratorOptions{})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if c.Keys%65536 == 0 {
