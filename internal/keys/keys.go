@@ -22,6 +22,7 @@ type Set struct {
 	Code    []byte // HMAC over one-time codes
 	Audit   []byte // HMAC chaining the audit log
 	Backup  []byte // key of the backup files' encryption
+	Rows    []byte // PostgreSQL: AES-256-GCM of every stored value
 }
 
 // Derive expands master into a Set. The labels are part of the on-disk
@@ -40,6 +41,7 @@ func Derive(master []byte) (Set, error) {
 		{&s.Code, "otpgate/v1/code-hmac"},
 		{&s.Audit, "otpgate/v1/audit-hmac"},
 		{&s.Backup, "otpgate/v1/backup-aead"},
+		{&s.Rows, "otpgate/v1/pg-rows-aead"},
 	} {
 		k, err := hkdf.Key(sha256.New, master, nil, d.label, 32)
 		if err != nil {
