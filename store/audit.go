@@ -71,11 +71,6 @@ func (s *Store) entryMAC(e AuditEntry) string {
 // appendAudit adds entries to the chain inside txn. The caller must hold
 // s.auditMu and must sync after commit before acting on the outcome.
 func (s *Store) appendAudit(txn kv.Txn, entries ...AuditEntry) error {
-	if s.failAudit != nil {
-		if err := s.failAudit(); err != nil {
-			return err
-		}
-	}
 	head, err := readHead(txn)
 	if err != nil {
 		return err

@@ -18,13 +18,14 @@ import (
 
 	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/storetest"
 )
 
 // backupOf returns a backup of s made with the test master key.
 func backupOf(t *testing.T, s *store.Store) ([]byte, store.BackupStats) {
 	t.Helper()
 	var buf bytes.Buffer
-	st, err := s.Backup(context.Background(), &buf, testKeys(t, 7).Backup)
+	st, err := s.Backup(context.Background(), &buf, storetest.TestKeys(t, 7).Backup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func backupOf(t *testing.T, s *store.Store) ([]byte, store.BackupStats) {
 	return buf.Bytes(), st
 }
 
-func restore(t *testing.T, b []byte, ks keys.Set, dir string, clk *clock) (store.RestoreStats, error) {
+func restore(t *testing.T, b []byte, ks keys.Set, dir string, clk *storetest.Clock) (store.RestoreStats, error) {
 	t.Helper()
 	return store.Restore(context.Background(), bytes.NewReader(b), options(t, ks, dir, clk), ks.Backup)
 }
@@ -88,25 +89,25 @@ func assertNothingLeft(t *testing.T, dir string, allowed ...string) {
 
 func TestBackupRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	ks := testKeys(t, 7)
-	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	ks := storetest.TestKeys(t, 7)
+	clk := storetest.NewClock()
 	srcDir := filepath.Join(t.TempDir(), "src")
 	s := openStore(t, srcDir, clk)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
+	storetest.Seed(t, s)
+	tgt := storetest.Resolve(t, s, "9000000002")
 
 	// Two wrong guesses at one code: per-code attempts 2, per-mobile count 2.
-	issue(t, s, "tg:1", tgt, "121212", clk)
+	storetest.Issue(t, s, "tg:1", tgt, "121212", clk)
 	for i := 0; i < 2; i++ {
-		if _, out, _ := verify(s, "tg:1", "000000"); out != store.VerifyWrong {
+		if _, out, _ := storetest.Verify(s, "tg:1", "000000"); out != store.VerifyWrong {
 			t.Fatal(out)
 		}
 	}
 	// A consumed code, its grant, a release, a history read, a link and a
 	// scheduled deletion.
 	clk.Add(61 * time.Second)
-	issue(t, s, "tg:2", tgt, "343434", clk)
-	g, out, _ := verify(s, "tg:2", "343434")
+	storetest.Issue(t, s, "tg:2", tgt, "343434", clk)
+	g, out, _ := storetest.Verify(s, "tg:2", "343434")
 	if out != store.VerifyOK {
 		t.Fatal(out)
 	}
@@ -187,7 +188,7 @@ func TestBackupRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(after, before) {
 		t.Fatalf("release through the restored grant: %+v %v (want %+v)", after, err, before)
 	}
-	if _, out, _ := verify(r, "tg:2", "343434"); out != store.VerifyUsed {
+	if _, out, _ := storetest.Verify(r, "tg:2", "343434"); out != store.VerifyUsed {
 		t.Fatalf("consumed code after restore: %v", out)
 	}
 	if tag, err := r.RedeemLink(ctx, link, "tg:9"); err != nil || tag != "KX42" {
@@ -200,25 +201,25 @@ func TestBackupRoundTrip(t *testing.T) {
 		t.Fatalf("history: %v %v", h, err)
 	}
 	// The per-code attempts survived: one more wrong guess kills the code.
-	if _, out, _ := verify(r, "tg:1", "000000"); out != store.VerifyWrong {
+	if _, out, _ := storetest.Verify(r, "tg:1", "000000"); out != store.VerifyWrong {
 		t.Fatal(out)
 	}
-	if _, out, _ := verify(r, "tg:1", "121212"); out != store.VerifyCodeDead {
+	if _, out, _ := storetest.Verify(r, "tg:1", "121212"); out != store.VerifyCodeDead {
 		t.Fatalf("attempts after restore: %v", out)
 	}
 	// The per-mobile count survived: 3 wrong so far, 7 more lock it.
 	for i := 0; i < 7; i++ {
 		clk.Add(61 * time.Second)
 		req := "tg:x" + string(rune('a'+i))
-		issue(t, r, req, tgt, "1", clk)
-		if _, out, _ := verify(r, req, "0"); out != store.VerifyWrong {
+		storetest.Issue(t, r, req, tgt, "1", clk)
+		if _, out, _ := storetest.Verify(r, req, "0"); out != store.VerifyWrong {
 			t.Fatal(out)
 		}
 	}
 	clk.Add(61 * time.Second)
 	if _, out, _ := r.Issue(ctx, store.IssueParams{Challenge: store.Challenge{Requester: "tg:y", Purpose: "beneficiary",
 		MobileKey: tgt.MobileKey, MAC: []byte("1"), ExpiresAt: clk.Now().Add(time.Minute), MaxAttempts: 3},
-		MobileWrong: limits.mob, RequesterWrong: limits.req}); out != store.IssueMobileLocked {
+		MobileWrong: storetest.Limits.Mobile, RequesterWrong: storetest.Limits.Requester}); out != store.IssueMobileLocked {
 		t.Fatalf("mobile count after restore: %v", out)
 	}
 	if _, err := r.VerifyAudit(ctx); err != nil {
@@ -228,10 +229,10 @@ func TestBackupRoundTrip(t *testing.T) {
 
 func TestRestoreWithAnotherKey(t *testing.T) {
 	s, clk := newStore(t)
-	seed(t, s)
+	storetest.Seed(t, s)
 	b, _ := backupOf(t, s)
 	dir := filepath.Join(t.TempDir(), "data")
-	_, err := restore(t, b, testKeys(t, 8), dir, clk)
+	_, err := restore(t, b, storetest.TestKeys(t, 8), dir, clk)
 	if !errors.Is(err, store.ErrBackupKey) || !strings.Contains(err.Error(), "this backup was made with another master key") {
 		t.Fatalf("restore with another key: %v", err)
 	}
@@ -244,9 +245,9 @@ func TestRestoreRefusesDamage(t *testing.T) {
 	// found while loading, after the temporary directory exists.
 	var rs []store.ImportRow
 	for i := 0; i < 600; i++ {
-		rs = append(rs, rec(t, fmt.Sprintf("3%013d", i), "Person Number "+strings.Repeat("x", 100), fmt.Sprintf("98%08d", i), fmt.Sprintf("4%011d", i)))
+		rs = append(rs, storetest.Rec(t, fmt.Sprintf("3%013d", i), "Person Number "+strings.Repeat("x", 100), fmt.Sprintf("98%08d", i), fmt.Sprintf("4%011d", i)))
 	}
-	if _, err := s.Import(context.Background(), rows(rs...)); err != nil {
+	if _, err := s.Import(context.Background(), storetest.Rows(rs...)); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := backupOf(t, s)
@@ -283,7 +284,7 @@ func TestRestoreRefusesDamage(t *testing.T) {
 
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "data")
-	ks := testKeys(t, 7)
+	ks := storetest.TestKeys(t, 7)
 	for _, c := range cases {
 		_, err := restore(t, c.b, ks, dir, clk)
 		if !errors.Is(err, store.ErrBackupCorrupt) && !errors.Is(err, store.ErrNotBackup) {
@@ -299,9 +300,9 @@ func TestRestoreRefusesDamage(t *testing.T) {
 
 func TestRestoreRefusesNonEmptyTarget(t *testing.T) {
 	s, clk := newStore(t)
-	seed(t, s)
+	storetest.Seed(t, s)
 	b, _ := backupOf(t, s)
-	ks := testKeys(t, 7)
+	ks := storetest.TestKeys(t, 7)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "keep"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
@@ -328,7 +329,7 @@ func TestRestoreRefusesNonEmptyTarget(t *testing.T) {
 // so its audit chain verifies.
 func TestBackupWhileWriting(t *testing.T) {
 	s, clk := newStore(t)
-	seed(t, s)
+	storetest.Seed(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var writes atomic.Int64
@@ -340,9 +341,9 @@ func TestBackupWhileWriting(t *testing.T) {
 				case 0:
 					err = s.Audit(ctx, store.AuditEntry{Event: store.EventSessionEnded, Requester: fmt.Sprintf("tg:%d", i)})
 				case 1:
-					_, err = s.Import(ctx, rows(rec(t, fmt.Sprintf("5%013d", i), "Writer", fmt.Sprintf("97%08d", i), fmt.Sprintf("6%011d", i))))
+					_, err = s.Import(ctx, storetest.Rows(storetest.Rec(t, fmt.Sprintf("5%013d", i), "Writer", fmt.Sprintf("97%08d", i), fmt.Sprintf("6%011d", i))))
 				case 2:
-					_, _, err = verify(s, fmt.Sprintf("tg:v%d", i), "000000")
+					_, _, err = storetest.Verify(s, fmt.Sprintf("tg:v%d", i), "000000")
 				}
 				if err != nil && ctx.Err() == nil {
 					t.Error(err)
@@ -359,7 +360,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		}
 		b, _ := backupOf(t, s)
 		dir := filepath.Join(t.TempDir(), "data")
-		st, err := restore(t, b, testKeys(t, 7), dir, clk)
+		st, err := restore(t, b, storetest.TestKeys(t, 7), dir, clk)
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -376,10 +377,10 @@ func TestBackupWhileWriting(t *testing.T) {
 
 func TestBackupStopsWithContext(t *testing.T) {
 	s, _ := newStore(t)
-	seed(t, s)
+	storetest.Seed(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.Backup(ctx, &bytes.Buffer{}, testKeys(t, 7).Backup); !errors.Is(err, context.Canceled) {
+	if _, err := s.Backup(ctx, &bytes.Buffer{}, storetest.TestKeys(t, 7).Backup); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled backup: %v", err)
 	}
 	if _, err := s.Backup(context.Background(), &bytes.Buffer{}, []byte("short")); !errors.Is(err, store.ErrBadOptions) {

@@ -100,9 +100,6 @@ type Store struct {
 	indexKey []byte
 	auditKey []byte
 
-	// failAudit, when set by a test, makes every audit append fail.
-	failAudit func() error
-
 	// auditMu serialises every transaction that appends to the audit chain,
 	// so the chain head never conflicts and entries are totally ordered.
 	auditMu sync.Mutex

@@ -30,9 +30,9 @@ type batch struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu   sync.Mutex
-	buf  []op
-	err  error
+	mu        sync.Mutex
+	buf       []op
+	err       error
 	full      chan []op
 	closeFull sync.Once
 	done      chan struct{}

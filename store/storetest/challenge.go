@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"context"
@@ -15,13 +15,13 @@ var caps = store.IssueParams{
 	MobileHour: store.Limit{Max: 2, Period: time.Hour}, MobileDay: store.Limit{Max: 3, Period: 24 * time.Hour},
 	OwnerSends: store.Limit{Max: 2, Period: time.Hour}, PrefixHour: store.Limit{Max: 100, Period: time.Hour},
 	Global:      store.Limit{Max: 100, Period: time.Hour},
-	MobileWrong: limits.mob, RequesterWrong: limits.req,
+	MobileWrong: Limits.Mobile, RequesterWrong: Limits.Requester,
 }
 
 // issueWith issues for requester on key (a MobileKey or LookupKey), with
 // caps adjusted by mutate; it returns the outcome and whether the stored
 // challenge is a decoy.
-func issueWith(t *testing.T, s *store.Store, clk *clock, requester, key string, records []string, mac string, mutate func(*store.IssueParams)) (store.IssueOutcome, bool) {
+func issueWith(t *testing.T, s *store.Store, clk *Clock, requester, key string, records []string, mac string, mutate func(*store.IssueParams)) (store.IssueOutcome, bool) {
 	t.Helper()
 	p := caps
 	p.Challenge = store.Challenge{Requester: requester, Purpose: "beneficiary", Audience: store.AudienceBeneficiary,
@@ -40,20 +40,20 @@ func issueWith(t *testing.T, s *store.Store, clk *clock, requester, key string, 
 }
 
 func mobileKey(t *testing.T, s *store.Store, m string) string {
-	return s.LookupKey(pii.Identifier{Kind: pii.KindMobile, Mobile: mobile(t, m)})
+	return s.LookupKey(pii.Identifier{Kind: pii.KindMobile, Mobile: Mobile(t, m)})
 }
 
 // TestDecoyCountsLikeARealTarget runs one sequence of requests and wrong
 // codes against a registered mobile and against an unregistered one and
 // compares every outcome: only the decoy flag may differ.
-func TestDecoyCountsLikeARealTarget(t *testing.T) {
+func testDecoyCountsLikeARealTarget(t *testing.T, e Engine) {
 	type step struct{ out string }
 	run := func(registered bool) []step {
-		s, clk := newStore(t)
-		seed(t, s)
+		s, clk := newStore(t, e)
+		Seed(t, s)
 		key, records := mobileKey(t, s, "9000000002"), []string(nil)
 		if registered {
-			tgt := resolve(t, s, "9000000002")
+			tgt := Resolve(t, s, "9000000002")
 			if tgt.MobileKey != key {
 				t.Fatal("LookupKey of a mobile is not its MobileKey")
 			}
@@ -67,7 +67,7 @@ func TestDecoyCountsLikeARealTarget(t *testing.T) {
 			out, _ := issueWith(t, s, clk, req, key, records, "never", nil)
 			steps = append(steps, step{string(out)})
 			for range i % 4 {
-				_, v, _ := verify(s, req, "000000")
+				_, v, _ := Verify(s, req, "000000")
 				steps = append(steps, step{out: string(v)})
 			}
 			clk.Add(time.Duration(10+i*7) * time.Second)
@@ -91,10 +91,10 @@ func TestDecoyCountsLikeARealTarget(t *testing.T) {
 	}
 }
 
-func TestCooldownIsPerRequester(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
+func testCooldownIsPerRequester(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
 	if out, _ := issueWith(t, s, clk, "tg:stranger", tgt.MobileKey, tgt.Records, "1", nil); out != store.IssueStored {
 		t.Fatal(out)
 	}
@@ -106,10 +106,10 @@ func TestCooldownIsPerRequester(t *testing.T) {
 	}
 }
 
-func TestOwnerBudgetAndTakeover(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
+func testOwnerBudgetAndTakeover(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
 	owner := func(p *store.IssueParams) { p.ByOwner = true }
 	// Strangers spend the mobile's hourly window…
 	for i, req := range []string{"tg:s1", "tg:s2"} {
@@ -125,7 +125,7 @@ func TestOwnerBudgetAndTakeover(t *testing.T) {
 		req := "tg:w" + string(rune('0'+i))
 		issueWith(t, s, clk, req, tgt.MobileKey, tgt.Records, "w", nil)
 		for range 3 {
-			verify(s, req, "000000")
+			Verify(s, req, "000000")
 		}
 	}
 	if out, _ := issueWith(t, s, clk, "tg:s4", tgt.MobileKey, tgt.Records, "s", nil); out != store.IssueMobileLocked {
@@ -136,10 +136,10 @@ func TestOwnerBudgetAndTakeover(t *testing.T) {
 	if out, decoy := issueWith(t, s, clk, "tg:owner", tgt.MobileKey, tgt.Records, "own", owner); out != store.IssueStored || decoy {
 		t.Fatalf("owner: %v decoy=%v", out, decoy)
 	}
-	if _, out, _ := verify(s, "tg:s2", "s"); out != store.VerifyReplaced {
+	if _, out, _ := Verify(s, "tg:s2", "s"); out != store.VerifyReplaced {
 		t.Fatalf("a stranger's code after the owner's request: %v", out)
 	}
-	if _, out, _ := verify(s, "tg:owner", "own"); out != store.VerifyOK {
+	if _, out, _ := Verify(s, "tg:owner", "own"); out != store.VerifyOK {
 		t.Fatalf("the owner's code on a mobile strangers locked: %v", out)
 	}
 	// A stranger asking later gets a code of their own again (not replaced).
@@ -147,7 +147,7 @@ func TestOwnerBudgetAndTakeover(t *testing.T) {
 	if out, _ := issueWith(t, s, clk, "tg:s2", tgt.MobileKey, tgt.Records, "late", nil); out != store.IssueStored {
 		t.Fatal(out)
 	}
-	if _, out, _ := verify(s, "tg:s2", "late"); out != store.VerifyOK {
+	if _, out, _ := Verify(s, "tg:s2", "late"); out != store.VerifyOK {
 		t.Fatalf("a stranger's code issued after the takeover: %v", out)
 	}
 	// The reserved budget is the owner's alone and bounded: strangers'
@@ -165,13 +165,13 @@ func TestOwnerBudgetAndTakeover(t *testing.T) {
 	}
 }
 
-func TestEveryRejectedCodeCountsAgainstTheRequester(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
+func testEveryRejectedCodeCountsAgainstTheRequester(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
 	// Ten codes typed with nothing pending lock the requester…
 	for i := range 10 {
-		if _, out, _ := verify(s, "tg:1", "000000"); out != store.VerifyNoChallenge {
+		if _, out, _ := Verify(s, "tg:1", "000000"); out != store.VerifyNoChallenge {
 			t.Fatalf("submission %d: %v", i, out)
 		}
 	}
@@ -179,7 +179,7 @@ func TestEveryRejectedCodeCountsAgainstTheRequester(t *testing.T) {
 	if out, decoy := issueWith(t, s, clk, "tg:1", tgt.MobileKey, tgt.Records, "1", nil); out != store.IssueRequesterLocked || !decoy {
 		t.Fatalf("request after ten rejected codes: %v decoy=%v", out, decoy)
 	}
-	if _, out, _ := verify(s, "tg:1", "1"); out != store.VerifyRequesterLocked {
+	if _, out, _ := Verify(s, "tg:1", "1"); out != store.VerifyRequesterLocked {
 		t.Fatal(out)
 	}
 	locked, _ := s.AuditEntries(context.Background(), func(e store.AuditEntry) bool {
@@ -190,12 +190,12 @@ func TestEveryRejectedCodeCountsAgainstTheRequester(t *testing.T) {
 	}
 }
 
-func TestSendWindowsLiveInTheStore(t *testing.T) {
-	dir := t.TempDir()
-	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	s := openStore(t, dir, clk)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
+func testSendWindowsLiveInTheStore(t *testing.T, e Engine) {
+	dir := e.Fresh(t, true)
+	clk := &Clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s := e.openStore(t, dir, clk)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
 	limited := func(p *store.IssueParams) {
 		p.Prefix = "+9190000"
 		p.PrefixHour = store.Limit{Max: 3, Period: time.Hour}
@@ -213,7 +213,7 @@ func TestSendWindowsLiveInTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(30 * time.Second)
-	s = openStore(t, dir, clk)
+	s = e.openStore(t, dir, clk)
 	defer s.Close()
 	// The cooldown of tg:1 and its request count came back…
 	if out, _ := issueWith(t, s, clk, "tg:1", tgt.MobileKey, tgt.Records, "1", limited); out != store.IssueCooldown {

@@ -1,60 +1,19 @@
-package store_test
+package storetest
 
 import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"encoding/json"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/internal/keys"
 	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
-func testKeys(t *testing.T, seed byte) keys.Set {
-	t.Helper()
-	ks, err := keys.Derive(bytes.Repeat([]byte{seed}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ks
-}
-
-func options(t *testing.T, ks keys.Set, dir string, clk *clock) store.Options {
-	return store.Options{Dir: dir, InMemory: dir == "", EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit, Now: clk.Now}
-}
-
-func openStore(t *testing.T, dir string, clk *clock) *store.Store {
-	t.Helper()
-	s, err := store.Open(options(t, testKeys(t, 7), dir, clk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func newStore(t *testing.T) (*store.Store, *clock) {
-	t.Helper()
-	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	s := openStore(t, "", clk)
-	t.Cleanup(func() { _ = s.Close() })
-	return s, clk
-}
-
-func mobile(t *testing.T, s string) pii.Mobile {
+// Mobile parses a test mobile number.
+func Mobile(t *testing.T, s string) pii.Mobile {
 	t.Helper()
 	m, err := pii.ParseMobile(s)
 	if err != nil {
@@ -63,13 +22,15 @@ func mobile(t *testing.T, s string) pii.Mobile {
 	return m
 }
 
-func rec(t *testing.T, ref, name, mob, id string) store.ImportRow {
+// Rec is an import row with one dose.
+func Rec(t *testing.T, ref, name, mob, id string) store.ImportRow {
 	idn, _ := pii.NormalizeID(id)
-	return store.ImportRow{Record: store.Record{RefID: ref, Name: name, BirthYear: 1980, Gender: "F", Mobile: mobile(t, mob),
+	return store.ImportRow{Record: store.Record{RefID: ref, Name: name, BirthYear: 1980, Gender: "F", Mobile: Mobile(t, mob),
 		IDType: "aadhaar", IDLast4: idn.Last4(), Doses: []store.Dose{{Number: 1, Vaccine: "COVAXIN", Date: "2021-06-01", Center: "PHC"}}}, ID: idn}
 }
 
-func rows(rs ...store.ImportRow) store.RowSource {
+// Rows is a source of rs, numbered from line 1 where unnumbered.
+func Rows(rs ...store.ImportRow) store.RowSource {
 	return func(ctx context.Context, fn func(store.ImportRow) error) error {
 		for i, r := range rs {
 			if r.Line == 0 {
@@ -83,60 +44,65 @@ func rows(rs ...store.ImportRow) store.RowSource {
 	}
 }
 
-func seed(t *testing.T, s *store.Store) []store.ImportRow {
+// Seed imports three records: two on 9000000001, one on 9000000002.
+func Seed(t *testing.T, s *store.Store) []store.ImportRow {
 	t.Helper()
 	rs := []store.ImportRow{
-		rec(t, "10000000000001", "Asha Verma", "9000000001", "234123412341"),
-		rec(t, "10000000000002", "Ravi Verma", "9000000001", "234123412342"),
-		rec(t, "10000000000003", "Meena Iyer", "9000000002", "234123412343"),
+		Rec(t, "10000000000001", "Asha Verma", "9000000001", "234123412341"),
+		Rec(t, "10000000000002", "Ravi Verma", "9000000001", "234123412342"),
+		Rec(t, "10000000000003", "Meena Iyer", "9000000002", "234123412343"),
 	}
-	if _, err := s.Import(context.Background(), rows(rs...)); err != nil {
+	if _, err := s.Import(context.Background(), Rows(rs...)); err != nil {
 		t.Fatal(err)
 	}
 	return rs
 }
 
-var limits = struct{ mob, req store.Limit }{store.Limit{Max: 10, Period: time.Hour}, store.Limit{Max: 10, Period: time.Hour}}
+// Limits are the guess limits the helpers use: 10 wrong codes an hour per
+// mobile and per requester.
+var Limits = struct{ Mobile, Requester store.Limit }{store.Limit{Max: 10, Period: time.Hour}, store.Limit{Max: 10, Period: time.Hour}}
 
-// issue stores a challenge for requester on the target whose MAC is code
+// Issue stores a challenge for requester on the target whose MAC is code
 // itself (the otp package uses a real HMAC; the store only compares).
-func issue(t *testing.T, s *store.Store, requester string, tgt store.Target, code string, clk *clock) {
+func Issue(t *testing.T, s *store.Store, requester string, tgt store.Target, code string, clk *Clock) {
 	t.Helper()
 	_, out, err := s.Issue(context.Background(), store.IssueParams{
 		Challenge: store.Challenge{Requester: requester, Purpose: "beneficiary", Audience: store.AudienceBeneficiary,
 			MobileKey: tgt.MobileKey, Records: tgt.Records, MAC: []byte(code), ExpiresAt: clk.Now().Add(3 * time.Minute), MaxAttempts: 3},
-		MobileWrong: limits.mob, RequesterWrong: limits.req,
+		MobileWrong: Limits.Mobile, RequesterWrong: Limits.Requester,
 	})
 	if err != nil || out != store.IssueStored {
 		t.Fatalf("issue: %v %v", out, err)
 	}
 }
 
-func verify(s *store.Store, requester, code string) (store.Grant, store.VerifyOutcome, error) {
+// Verify submits code for requester with the helpers' limits.
+func Verify(s *store.Store, requester, code string) (store.Grant, store.VerifyOutcome, error) {
 	return s.Verify(context.Background(), store.VerifyParams{
 		Requester: requester, Purpose: "beneficiary",
 		Match:       func(c store.Challenge) bool { return hmac.Equal(c.MAC, []byte(code)) },
-		MobileWrong: limits.mob, RequesterWrong: limits.req, GrantTTL: 10 * time.Minute,
+		MobileWrong: Limits.Mobile, RequesterWrong: Limits.Requester, GrantTTL: 10 * time.Minute,
 	})
 }
 
-func resolve(t *testing.T, s *store.Store, mob string) store.Target {
+// Resolve resolves a mobile to its target.
+func Resolve(t *testing.T, s *store.Store, mob string) store.Target {
 	t.Helper()
-	tgt, err := s.Resolve(context.Background(), pii.Identifier{Kind: pii.KindMobile, Mobile: mobile(t, mob)})
+	tgt, err := s.Resolve(context.Background(), pii.Identifier{Kind: pii.KindMobile, Mobile: Mobile(t, mob)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tgt
 }
 
-func TestNoFieldWithoutGrant(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
+func testNoFieldWithoutGrant(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
 	ctx := context.Background()
-	tgt := resolve(t, s, "9000000001")
-	other := resolve(t, s, "9000000002")
-	issue(t, s, "tg:1", tgt, "111111", clk)
-	g, out, err := verify(s, "tg:1", "111111")
+	tgt := Resolve(t, s, "9000000001")
+	other := Resolve(t, s, "9000000002")
+	Issue(t, s, "tg:1", tgt, "111111", clk)
+	g, out, err := Verify(s, "tg:1", "111111")
 	if err != nil || out != store.VerifyOK {
 		t.Fatalf("verify: %v %v", out, err)
 	}
@@ -186,12 +152,12 @@ func TestNoFieldWithoutGrant(t *testing.T) {
 	}
 }
 
-func TestEndGrant(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
-	issue(t, s, "tg:1", tgt, "222222", clk)
-	g, _, _ := verify(s, "tg:1", "222222")
+func testEndGrant(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
+	Issue(t, s, "tg:1", tgt, "222222", clk)
+	g, _, _ := Verify(s, "tg:1", "222222")
 	if err := s.EndGrant(context.Background(), store.GrantRef{ID: g.ID, Requester: "tg:9"}); err != nil {
 		t.Fatal(err)
 	}
@@ -206,17 +172,17 @@ func TestEndGrant(t *testing.T) {
 	}
 }
 
-func TestStaffViewMasksReference(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
+func testStaffViewMasksReference(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
 	_, _, err := s.Issue(context.Background(), store.IssueParams{Challenge: store.Challenge{Requester: "tg:5", Purpose: "beneficiary",
 		Audience: store.AudienceStaff, Agent: "5", MobileKey: tgt.MobileKey, Records: tgt.Records, MAC: []byte("x"),
-		ExpiresAt: clk.Now().Add(time.Minute), MaxAttempts: 3}, MobileWrong: limits.mob, RequesterWrong: limits.req})
+		ExpiresAt: clk.Now().Add(time.Minute), MaxAttempts: 3}, MobileWrong: Limits.Mobile, RequesterWrong: Limits.Requester})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _, _ := verify(s, "tg:5", "x")
+	g, _, _ := Verify(s, "tg:5", "x")
 	v, err := s.Release(context.Background(), g.Ref(), tgt.Records[0])
 	if err != nil {
 		t.Fatal(err)
@@ -226,13 +192,15 @@ func TestStaffViewMasksReference(t *testing.T) {
 	}
 }
 
-func TestAuditFailureReleasesNothing(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
-	issue(t, s, "tg:1", tgt, "333333", clk)
-	g, _, _ := verify(s, "tg:1", "333333")
-	s.FailAudit(errors.New("disk full"))
+func testAuditFailureReleasesNothing(t *testing.T, e Engine) {
+	clk := NewClock()
+	fail := &failAudit{}
+	s := e.openWith(t, e.Fresh(t, false), clk, TestKeys(t, 7), fail.wrap)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
+	Issue(t, s, "tg:1", tgt, "333333", clk)
+	g, _, _ := Verify(s, "tg:1", "333333")
+	fail.set(true)
 	v, err := s.Release(context.Background(), g.Ref(), tgt.Records[0])
 	if err == nil || v.Name != "" {
 		t.Fatalf("released with a failing audit: %+v %v", v, err)
@@ -240,7 +208,7 @@ func TestAuditFailureReleasesNothing(t *testing.T) {
 	if sums, err := s.Summaries(context.Background(), g.Ref()); err == nil || len(sums) != 0 {
 		t.Fatalf("summaries with a failing audit: %v %v", sums, err)
 	}
-	s.FailAudit(nil)
+	fail.set(false)
 	if _, err := s.Release(context.Background(), g.Ref(), tgt.Records[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -250,60 +218,60 @@ func TestAuditFailureReleasesNothing(t *testing.T) {
 	}
 }
 
-func TestVerifyOutcomes(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
+func testVerifyOutcomes(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
 
-	if _, out, _ := verify(s, "tg:1", "000000"); out != store.VerifyNoChallenge {
+	if _, out, _ := Verify(s, "tg:1", "000000"); out != store.VerifyNoChallenge {
 		t.Fatalf("no challenge: %v", out)
 	}
-	issue(t, s, "tg:1", tgt, "444444", clk)
+	Issue(t, s, "tg:1", tgt, "444444", clk)
 	for i := 0; i < 3; i++ {
-		if _, out, _ := verify(s, "tg:1", "000000"); out != store.VerifyWrong {
+		if _, out, _ := Verify(s, "tg:1", "000000"); out != store.VerifyWrong {
 			t.Fatalf("wrong %d: %v", i, out)
 		}
 	}
 	// The right code after three wrong ones is dead.
-	if _, out, _ := verify(s, "tg:1", "444444"); out != store.VerifyCodeDead {
+	if _, out, _ := Verify(s, "tg:1", "444444"); out != store.VerifyCodeDead {
 		t.Fatalf("after max attempts: %v", out)
 	}
 
 	clk.Add(2 * time.Minute) // past the cooldown
-	issue(t, s, "tg:1", tgt, "555555", clk)
+	Issue(t, s, "tg:1", tgt, "555555", clk)
 	clk.Add(3 * time.Minute)
-	if _, out, _ := verify(s, "tg:1", "555555"); out != store.VerifyExpired {
+	if _, out, _ := Verify(s, "tg:1", "555555"); out != store.VerifyExpired {
 		t.Fatalf("expired: %v", out)
 	}
 
 	clk.Add(2 * time.Minute)
-	issue(t, s, "tg:1", tgt, "666666", clk)
-	if _, out, _ := verify(s, "tg:1", "666666"); out != store.VerifyOK {
+	Issue(t, s, "tg:1", tgt, "666666", clk)
+	if _, out, _ := Verify(s, "tg:1", "666666"); out != store.VerifyOK {
 		t.Fatalf("right: %v", out)
 	}
-	if _, out, _ := verify(s, "tg:1", "666666"); out != store.VerifyUsed {
+	if _, out, _ := Verify(s, "tg:1", "666666"); out != store.VerifyUsed {
 		t.Fatalf("reuse: %v", out)
 	}
 	// Another requester cannot use this requester's code.
 	clk.Add(2 * time.Minute)
-	issue(t, s, "tg:1", tgt, "777777", clk)
-	if _, out, _ := verify(s, "tg:2", "777777"); out != store.VerifyNoChallenge {
+	Issue(t, s, "tg:1", tgt, "777777", clk)
+	if _, out, _ := Verify(s, "tg:2", "777777"); out != store.VerifyNoChallenge {
 		t.Fatalf("other requester: %v", out)
 	}
 }
 
-func TestWrongCodesPerMobileSurviveNewCodes(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
+func testWrongCodesPerMobileSurviveNewCodes(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
 	wrong := 0
 	// Ten wrong codes spread over four codes from different requesters.
 	for wrong < 10 {
 		clk.Add(61 * time.Second)
 		req := "tg:" + string(rune('a'+wrong))
-		issue(t, s, req, tgt, "123456", clk)
+		Issue(t, s, req, tgt, "123456", clk)
 		for i := 0; i < 3 && wrong < 10; i++ {
-			if _, out, _ := verify(s, req, "999999"); out != store.VerifyWrong {
+			if _, out, _ := Verify(s, req, "999999"); out != store.VerifyWrong {
 				t.Fatalf("guess %d: %v", wrong, out)
 			}
 			wrong++
@@ -313,31 +281,31 @@ func TestWrongCodesPerMobileSurviveNewCodes(t *testing.T) {
 	// A new code does not reset the count: the mobile is locked, even with the right code…
 	_, out, err := s.Issue(context.Background(), store.IssueParams{Challenge: store.Challenge{Requester: "tg:new", Purpose: "beneficiary",
 		Audience: store.AudienceBeneficiary, MobileKey: tgt.MobileKey, Records: tgt.Records, MAC: []byte("123456"),
-		ExpiresAt: clk.Now().Add(3 * time.Minute), MaxAttempts: 3}, MobileWrong: limits.mob, RequesterWrong: limits.req})
+		ExpiresAt: clk.Now().Add(3 * time.Minute), MaxAttempts: 3}, MobileWrong: Limits.Mobile, RequesterWrong: Limits.Requester})
 	if err != nil || out != store.IssueMobileLocked {
 		t.Fatalf("issue on a locked mobile: %v %v", out, err)
 	}
 	// …and after the window the owner can try again (no permanent lockout).
 	clk.Add(time.Hour)
-	issue(t, s, "tg:new", tgt, "123456", clk)
-	if _, out, _ := verify(s, "tg:new", "123456"); out != store.VerifyOK {
+	Issue(t, s, "tg:new", tgt, "123456", clk)
+	if _, out, _ := Verify(s, "tg:new", "123456"); out != store.VerifyOK {
 		t.Fatalf("after the window: %v", out)
 	}
 }
 
-func TestReopenKeepsState(t *testing.T) {
-	dir := t.TempDir()
-	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	s := openStore(t, dir, clk)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
-	issue(t, s, "tg:1", tgt, "121212", clk)
+func testReopenKeepsState(t *testing.T, e Engine) {
+	dir := e.Fresh(t, true)
+	clk := &Clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s := e.openStore(t, dir, clk)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
+	Issue(t, s, "tg:1", tgt, "121212", clk)
 	for i := 0; i < 2; i++ {
-		verify(s, "tg:1", "000000")
+		Verify(s, "tg:1", "000000")
 	}
 	clk.Add(61 * time.Second)
-	issue(t, s, "tg:2", tgt, "343434", clk)
-	if _, out, _ := verify(s, "tg:2", "343434"); out != store.VerifyOK {
+	Issue(t, s, "tg:2", tgt, "343434", clk)
+	if _, out, _ := Verify(s, "tg:2", "343434"); out != store.VerifyOK {
 		t.Fatal(out)
 	}
 	n1, err := s.VerifyAudit(context.Background())
@@ -348,32 +316,32 @@ func TestReopenKeepsState(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = openStore(t, dir, clk)
+	s = e.openStore(t, dir, clk)
 	defer s.Close()
 	// The consumed code stays consumed.
-	if _, out, _ := verify(s, "tg:2", "343434"); out != store.VerifyUsed {
+	if _, out, _ := Verify(s, "tg:2", "343434"); out != store.VerifyUsed {
 		t.Fatalf("consumed code after reopen: %v", out)
 	}
 	// The per-code attempt count survived: one more wrong guess kills the code.
-	if _, out, _ := verify(s, "tg:1", "000000"); out != store.VerifyWrong {
+	if _, out, _ := Verify(s, "tg:1", "000000"); out != store.VerifyWrong {
 		t.Fatal(out)
 	}
-	if _, out, _ := verify(s, "tg:1", "121212"); out != store.VerifyCodeDead {
+	if _, out, _ := Verify(s, "tg:1", "121212"); out != store.VerifyCodeDead {
 		t.Fatalf("attempts after reopen: %v", out)
 	}
 	// The per-mobile count survived: 3 wrong so far, 7 more lock it.
 	for i := 0; i < 7; i++ {
 		clk.Add(61 * time.Second)
 		req := "tg:x" + string(rune('a'+i))
-		issue(t, s, req, tgt, "1", clk)
-		if _, out, _ := verify(s, req, "0"); out != store.VerifyWrong {
+		Issue(t, s, req, tgt, "1", clk)
+		if _, out, _ := Verify(s, req, "0"); out != store.VerifyWrong {
 			t.Fatal(out)
 		}
 	}
 	clk.Add(61 * time.Second)
 	if _, out, _ := s.Issue(context.Background(), store.IssueParams{Challenge: store.Challenge{Requester: "tg:y", Purpose: "beneficiary",
 		MobileKey: tgt.MobileKey, MAC: []byte("1"), ExpiresAt: clk.Now().Add(time.Minute), MaxAttempts: 3},
-		MobileWrong: limits.mob, RequesterWrong: limits.req}); out != store.IssueMobileLocked {
+		MobileWrong: Limits.Mobile, RequesterWrong: Limits.Requester}); out != store.IssueMobileLocked {
 		t.Fatalf("mobile count after reopen: %v", out)
 	}
 	n2, err := s.VerifyAudit(context.Background())
@@ -382,98 +350,32 @@ func TestReopenKeepsState(t *testing.T) {
 	}
 }
 
-func TestWrongKeyRefused(t *testing.T) {
-	dir := t.TempDir()
-	clk := &clock{t: time.Now()}
-	s := openStore(t, dir, clk)
-	seed(t, s)
+func testWrongKeyRefused(t *testing.T, e Engine) {
+	loc := e.Fresh(t, true)
+	clk := &Clock{t: time.Now()}
+	s := e.openStore(t, loc, clk)
+	Seed(t, s)
 	s.Close()
-	_, err := store.Open(options(t, testKeys(t, 8), dir, clk))
+	_, err := e.Open(t, loc, options(TestKeys(t, 8), clk))
 	if !errors.Is(err, store.ErrWrongKey) {
 		t.Fatalf("open with another key: %v", err)
 	}
-	s2 := openStore(t, dir, clk)
-	if _, err := store.Open(options(t, testKeys(t, 7), dir, clk)); !errors.Is(err, store.ErrLocked) {
+	s2 := e.openStore(t, loc, clk)
+	defer s2.Close()
+	if !e.Exclusive {
+		return
+	}
+	if _, err := e.Open(t, loc, options(TestKeys(t, 7), clk)); !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("second open: %v", err)
 	}
-	s2.Close()
 }
 
-func TestAuditVerifyCatchesTampering(t *testing.T) {
-	cases := []struct {
-		name    string
-		tamper  func(map[uint64][]byte) map[uint64][]byte
-		wantSeq uint64
-	}{
-		{"altered", func(all map[uint64][]byte) map[uint64][]byte {
-			var e store.AuditEntry
-			_ = json.Unmarshal(all[3], &e)
-			e.Requester = "tg:someone-else"
-			b, _ := json.Marshal(e)
-			return map[uint64][]byte{3: b}
-		}, 3},
-		{"removed", func(all map[uint64][]byte) map[uint64][]byte {
-			return map[uint64][]byte{4: nil}
-		}, 4},
-		{"removed and renumbered", func(all map[uint64][]byte) map[uint64][]byte {
-			out := map[uint64][]byte{}
-			n := uint64(len(all))
-			for i := uint64(4); i < n; i++ {
-				var e store.AuditEntry
-				_ = json.Unmarshal(all[i+1], &e)
-				e.Seq = i
-				b, _ := json.Marshal(e)
-				out[i] = b
-			}
-			out[n] = nil
-			return out
-		}, 4},
-		{"reordered", func(all map[uint64][]byte) map[uint64][]byte {
-			return map[uint64][]byte{3: all[4], 4: all[3]}
-		}, 3},
-		{"last removed", func(all map[uint64][]byte) map[uint64][]byte {
-			return map[uint64][]byte{uint64(len(all)): nil}
-		}, 0},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			s, clk := newStore(t)
-			seed(t, s)
-			tgt := resolve(t, s, "9000000001")
-			for i := 0; i < 3; i++ {
-				clk.Add(time.Minute)
-				issue(t, s, "tg:1", tgt, "1", clk)
-				verify(s, "tg:1", "0")
-			}
-			n, err := s.VerifyAudit(context.Background())
-			if err != nil || n < 6 {
-				t.Fatalf("clean chain: %d %v", n, err)
-			}
-			if err := s.TamperAudit(c.tamper); err != nil {
-				t.Fatal(err)
-			}
-			_, err = s.VerifyAudit(context.Background())
-			var p *store.AuditProblem
-			if !errors.Is(err, store.ErrAuditBroken) || !errors.As(err, &p) {
-				t.Fatalf("tampered chain: %v", err)
-			}
-			want := c.wantSeq
-			if want == 0 {
-				want = n
-			}
-			if p.Seq != want {
-				t.Fatalf("first bad entry = %d (%s), want %d", p.Seq, p.Reason, want)
-			}
-		})
-	}
-}
-
-func TestAuditHasNoPII(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000001")
-	issue(t, s, "tg:1", tgt, "565656", clk)
-	g, _, _ := verify(s, "tg:1", "565656")
+func testAuditHasNoPII(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000001")
+	Issue(t, s, "tg:1", tgt, "565656", clk)
+	g, _, _ := Verify(s, "tg:1", "565656")
 	s.Summaries(context.Background(), g.Ref())
 	s.Release(context.Background(), g.Ref(), tgt.Records[0])
 	var buf bytes.Buffer
@@ -487,10 +389,10 @@ func TestAuditHasNoPII(t *testing.T) {
 	}
 }
 
-func TestDeletionScheduleSurvivesReopen(t *testing.T) {
-	dir := t.TempDir()
-	clk := &clock{t: time.Now()}
-	s := openStore(t, dir, clk)
+func testDeletionScheduleSurvivesReopen(t *testing.T, e Engine) {
+	dir := e.Fresh(t, true)
+	clk := &Clock{t: time.Now()}
+	s := e.openStore(t, dir, clk)
 	ctx := context.Background()
 	now := time.UnixMilli(time.Now().UnixMilli())
 	for i, d := range []time.Duration{time.Minute, -time.Second, -time.Minute} {
@@ -499,7 +401,7 @@ func TestDeletionScheduleSurvivesReopen(t *testing.T) {
 		}
 	}
 	s.Close()
-	s = openStore(t, dir, clk)
+	s = e.openStore(t, dir, clk)
 	defer s.Close()
 	due, err := s.DueDeletions(ctx, now, 10)
 	if err != nil || len(due) != 2 || due[0].MessageID != 12 || due[1].ChatID != -101 {
@@ -511,14 +413,14 @@ func TestDeletionScheduleSurvivesReopen(t *testing.T) {
 	}
 }
 
-func TestGrantDoesNotFollowARecordToAnotherMobile(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
-	tgt := resolve(t, s, "9000000002")
-	issue(t, s, "tg:1", tgt, "424242", clk)
-	g, _, _ := verify(s, "tg:1", "424242")
+func testGrantDoesNotFollowARecordToAnotherMobile(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
+	Issue(t, s, "tg:1", tgt, "424242", clk)
+	g, _, _ := Verify(s, "tg:1", "424242")
 	// A corrected import moves the record to another mobile.
-	if _, err := s.Import(context.Background(), rows(rec(t, "10000000000003", "Meena Iyer", "9000000003", "234123412343"))); err != nil {
+	if _, err := s.Import(context.Background(), Rows(Rec(t, "10000000000003", "Meena Iyer", "9000000003", "234123412343"))); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := s.Release(context.Background(), g.Ref(), tgt.Records[0]); !errors.Is(err, store.ErrNoGrant) || v.Name != "" {
@@ -529,9 +431,9 @@ func TestGrantDoesNotFollowARecordToAnotherMobile(t *testing.T) {
 	}
 }
 
-func TestCooldownKeepsACodeOnlyForTheSameLookup(t *testing.T) {
-	s, clk := newStore(t)
-	seed(t, s)
+func testCooldownKeepsACodeOnlyForTheSameLookup(t *testing.T, e Engine) {
+	s, clk := newStore(t, e)
+	Seed(t, s)
 	ctx := context.Background()
 	byID := func(id string) store.Target {
 		n, _ := pii.NormalizeID(id)
@@ -545,7 +447,7 @@ func TestCooldownKeepsACodeOnlyForTheSameLookup(t *testing.T) {
 	issueFor := func(tgt store.Target, mac string) store.IssueOutcome {
 		_, out, err := s.Issue(ctx, store.IssueParams{Challenge: store.Challenge{Requester: "tg:agent", Purpose: "staff",
 			Audience: store.AudienceStaff, MobileKey: tgt.MobileKey, Records: tgt.Records, MAC: []byte(mac),
-			ExpiresAt: clk.Now().Add(3 * time.Minute), MaxAttempts: 3}, Cooldown: time.Minute, MobileWrong: limits.mob, RequesterWrong: limits.req})
+			ExpiresAt: clk.Now().Add(3 * time.Minute), MaxAttempts: 3}, Cooldown: time.Minute, MobileWrong: Limits.Mobile, RequesterWrong: Limits.Requester})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -553,7 +455,7 @@ func TestCooldownKeepsACodeOnlyForTheSameLookup(t *testing.T) {
 	}
 	staffVerify := func(code string) store.VerifyOutcome {
 		_, out, _ := s.Verify(ctx, store.VerifyParams{Requester: "tg:agent", Purpose: "staff",
-			Match: func(c store.Challenge) bool { return string(c.MAC) == code }, MobileWrong: limits.mob, RequesterWrong: limits.req, GrantTTL: time.Minute})
+			Match: func(c store.Challenge) bool { return string(c.MAC) == code }, MobileWrong: Limits.Mobile, RequesterWrong: Limits.Requester, GrantTTL: time.Minute})
 		return out
 	}
 	if out := issueFor(asha, "111"); out != store.IssueStored {
@@ -581,7 +483,7 @@ func TestCooldownKeepsACodeOnlyForTheSameLookup(t *testing.T) {
 	nobody := store.Target{MobileKey: s.LookupKey(pii.Identifier{Kind: pii.KindReference, Ref: "99999999999999"})}
 	_, out, err := s.Issue(ctx, store.IssueParams{Challenge: store.Challenge{Requester: "tg:agent", Purpose: "staff",
 		Audience: store.AudienceStaff, MobileKey: nobody.MobileKey, MAC: []byte("555"),
-		ExpiresAt: clk.Now().Add(3 * time.Minute), MaxAttempts: 3}, Decoy: "no_target", Cooldown: time.Minute, MobileWrong: limits.mob, RequesterWrong: limits.req})
+		ExpiresAt: clk.Now().Add(3 * time.Minute), MaxAttempts: 3}, Decoy: "no_target", Cooldown: time.Minute, MobileWrong: Limits.Mobile, RequesterWrong: Limits.Requester})
 	if err != nil || out != store.IssueStored {
 		t.Fatal(out, err)
 	}

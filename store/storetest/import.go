@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"context"
@@ -10,25 +10,25 @@ import (
 	"github.com/otpgate/otpgate/store"
 )
 
-func TestImportRejectsAndChangesNothing(t *testing.T) {
-	s, _ := newStore(t)
-	seed(t, s)
+func testImportRejectsAndChangesNothing(t *testing.T, e Engine) {
+	s, _ := newStore(t, e)
+	Seed(t, s)
 	before, _ := s.Count(context.Background())
 	auditBefore, _ := s.VerifyAudit(context.Background())
 
 	var rs []store.ImportRow
-	rs = append(rs, rec(t, "20000000000001", "New Person", "9100000001", "345634563456"))
+	rs = append(rs, Rec(t, "20000000000001", "New Person", "9100000001", "345634563456"))
 	rs = append(rs, store.ImportRow{Problem: "mobile: not a valid Indian mobile number"})
-	rs = append(rs, rec(t, "20000000000001", "Duplicate", "9100000002", "345634563457"))
+	rs = append(rs, Rec(t, "20000000000001", "Duplicate", "9100000002", "345634563457"))
 	// Seven on one new mobile: the seventh is refused.
 	for i := 0; i < 7; i++ {
-		rs = append(rs, rec(t, fmt.Sprintf("2100000000000%d", i), "Family", "9100000003", fmt.Sprintf("45674567456%d", i)))
+		rs = append(rs, Rec(t, fmt.Sprintf("2100000000000%d", i), "Family", "9100000003", fmt.Sprintf("45674567456%d", i)))
 	}
 	// Four more on a stored mobile that has two already.
 	for i := 0; i < 5; i++ {
-		rs = append(rs, rec(t, fmt.Sprintf("2200000000000%d", i), "Relative", "9000000001", fmt.Sprintf("56785678567%d", i)))
+		rs = append(rs, Rec(t, fmt.Sprintf("2200000000000%d", i), "Relative", "9000000001", fmt.Sprintf("56785678567%d", i)))
 	}
-	_, err := s.Import(context.Background(), rows(rs...))
+	_, err := s.Import(context.Background(), Rows(rs...))
 	var ie *store.ImportError
 	if !errors.As(err, &ie) {
 		t.Fatalf("err = %v, want *ImportError", err)
@@ -47,27 +47,27 @@ func TestImportRejectsAndChangesNothing(t *testing.T) {
 	if after != before || auditAfter != auditBefore {
 		t.Fatalf("a rejected import changed the store: %d→%d records, %d→%d audit entries", before, after, auditBefore, auditAfter)
 	}
-	if _, err := s.Resolve(context.Background(), pii.Identifier{Kind: pii.KindMobile, Mobile: mobile(t, "9100000001")}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Resolve(context.Background(), pii.Identifier{Kind: pii.KindMobile, Mobile: Mobile(t, "9100000001")}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a row of the rejected file is findable: %v", err)
 	}
 }
 
-func TestImportIdempotentAndUpdates(t *testing.T) {
-	s, _ := newStore(t)
-	rs := seed(t, s)
+func testImportIdempotentAndUpdates(t *testing.T, e Engine) {
+	s, _ := newStore(t, e)
+	rs := Seed(t, s)
 	ctx := context.Background()
 
-	sum, err := s.Import(ctx, rows(rs...))
+	sum, err := s.Import(ctx, Rows(rs...))
 	if err != nil || sum.Unchanged != 3 || sum.Added != 0 || sum.Updated != 0 {
 		t.Fatalf("re-import = %+v, %v", sum, err)
 	}
 	// Move Meena to a new mobile and a new ID: the old indexes must go.
-	moved := rec(t, "10000000000003", "Meena Iyer", "9000000009", "999988887777")
-	sum, err = s.Import(ctx, rows(moved))
+	moved := Rec(t, "10000000000003", "Meena Iyer", "9000000009", "999988887777")
+	sum, err = s.Import(ctx, Rows(moved))
 	if err != nil || sum.Updated != 1 {
 		t.Fatalf("update = %+v, %v", sum, err)
 	}
-	if _, err := s.Resolve(ctx, pii.Identifier{Kind: pii.KindMobile, Mobile: mobile(t, "9000000002")}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Resolve(ctx, pii.Identifier{Kind: pii.KindMobile, Mobile: Mobile(t, "9000000002")}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("old mobile still resolves: %v", err)
 	}
 	oldID, _ := pii.NormalizeID("234123412343")
@@ -76,7 +76,7 @@ func TestImportIdempotentAndUpdates(t *testing.T) {
 	}
 	newID, _ := pii.NormalizeID("9999 8888 7777")
 	tgt, err := s.Resolve(ctx, pii.Identifier{Kind: pii.KindIDNumber, ID: newID})
-	if err != nil || tgt.Mobile != mobile(t, "9000000009") {
+	if err != nil || tgt.Mobile != Mobile(t, "9000000009") {
 		t.Fatalf("new ID: %v %v", tgt.Mobile, err)
 	}
 	tgt, err = s.Resolve(ctx, pii.Identifier{Kind: pii.KindReference, Ref: "10000000000003"})
@@ -93,26 +93,26 @@ func TestImportIdempotentAndUpdates(t *testing.T) {
 
 // A first load (no records stored) is written in one pass and undone if
 // the file breaks a rule: every bad row is still named, nothing stays.
-func TestImportFirstLoadRejectsAndChangesNothing(t *testing.T) {
+func testImportFirstLoadRejectsAndChangesNothing(t *testing.T, e Engine) {
 	for _, dir := range []bool{false, true} {
 		t.Run(fmt.Sprintf("on disk %v", dir), func(t *testing.T) {
 			var s *store.Store
 			if dir {
-				s = openStore(t, t.TempDir(), &clock{})
+				s = e.openStore(t, e.Fresh(t, true), &Clock{})
 				t.Cleanup(func() { _ = s.Close() })
 			} else {
-				s, _ = newStore(t)
+				s, _ = newStore(t, e)
 			}
 			ctx := context.Background()
 			auditBefore, _ := s.VerifyAudit(ctx)
 			var rs []store.ImportRow
-			rs = append(rs, rec(t, "30000000000001", "First", "9300000001", "345634563451")) // line 1
+			rs = append(rs, Rec(t, "30000000000001", "First", "9300000001", "345634563451")) // line 1
 			for i := range 7 {                                                               // lines 2-8: the seventh on one mobile is refused (line 8)
-				rs = append(rs, rec(t, fmt.Sprintf("3100000000000%d", i), "Family", "9300000002", fmt.Sprintf("45674567451%d", i)))
+				rs = append(rs, Rec(t, fmt.Sprintf("3100000000000%d", i), "Family", "9300000002", fmt.Sprintf("45674567451%d", i)))
 			}
-			rs = append(rs, rec(t, "30000000000001", "Repeat", "9300000003", "345634563452")) // line 9 repeats line 1
+			rs = append(rs, Rec(t, "30000000000001", "Repeat", "9300000003", "345634563452")) // line 9 repeats line 1
 			rs = append(rs, store.ImportRow{Problem: "gender: must be M, F or O"})            // line 10
-			_, err := s.Import(ctx, rows(rs...))
+			_, err := s.Import(ctx, Rows(rs...))
 			var ie *store.ImportError
 			if !errors.As(err, &ie) {
 				t.Fatalf("err = %v, want *ImportError", err)
@@ -132,7 +132,7 @@ func TestImportFirstLoadRejectsAndChangesNothing(t *testing.T) {
 			if a, _ := s.VerifyAudit(ctx); a != auditBefore {
 				t.Fatalf("audit %d → %d", auditBefore, a)
 			}
-			if _, err := s.Resolve(ctx, pii.Identifier{Kind: pii.KindMobile, Mobile: mobile(t, "9300000002")}); !errors.Is(err, store.ErrNotFound) {
+			if _, err := s.Resolve(ctx, pii.Identifier{Kind: pii.KindMobile, Mobile: Mobile(t, "9300000002")}); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("a row of the rejected file resolves: %v", err)
 			}
 			if bad, _ := s.InterruptedImport(); bad {
@@ -140,17 +140,17 @@ func TestImportFirstLoadRejectsAndChangesNothing(t *testing.T) {
 			}
 			// The good part alone loads, and loads again unchanged.
 			good := rs[:7]
-			sum, err := s.Import(ctx, rows(good...))
+			sum, err := s.Import(ctx, Rows(good...))
 			if err != nil || sum.Added != 7 {
 				t.Fatalf("first load = %+v, %v", sum, err)
 			}
-			sum, err = s.Import(ctx, rows(good...))
+			sum, err = s.Import(ctx, Rows(good...))
 			if err != nil || sum.Unchanged != 7 || sum.Added != 0 {
 				t.Fatalf("re-import = %+v, %v", sum, err)
 			}
 			// One more on the mobile that now has six stored is refused,
 			// at its line, and changes nothing.
-			_, err = s.Import(ctx, rows(rs[7]))
+			_, err = s.Import(ctx, Rows(rs[7]))
 			if !errors.As(err, &ie) || ie.Total != 1 || ie.Problems[0].Line != 1 {
 				t.Fatalf("seventh across file and store: %v %+v", err, ie)
 			}
@@ -163,12 +163,12 @@ func TestImportFirstLoadRejectsAndChangesNothing(t *testing.T) {
 
 // An interrupted write leaves the marker; the same import again completes
 // it, for a first load (undone and redone) and for an update.
-func TestImportInterruptedResumes(t *testing.T) {
-	s, _ := newStore(t)
+func testImportInterruptedResumes(t *testing.T, e Engine) {
+	s, _ := newStore(t, e)
 	ctx := context.Background()
 	var rs []store.ImportRow
 	for i := range 600 {
-		rs = append(rs, rec(t, fmt.Sprintf("400000000%05d", i), "Person", fmt.Sprintf("94000%05d", i), fmt.Sprintf("5678%08d", i)))
+		rs = append(rs, Rec(t, fmt.Sprintf("400000000%05d", i), "Person", fmt.Sprintf("94000%05d", i), fmt.Sprintf("5678%08d", i)))
 	}
 	failing := func(after int) store.RowSource {
 		return func(ctx context.Context, fn func(store.ImportRow) error) error {
@@ -191,7 +191,7 @@ func TestImportInterruptedResumes(t *testing.T) {
 	if n, _ := s.Count(ctx); n != 0 {
 		t.Fatalf("a failed first load left %d records", n)
 	}
-	if sum, err := s.Import(ctx, rows(rs[:300]...)); err != nil || sum.Added != 300 {
+	if sum, err := s.Import(ctx, Rows(rs[:300]...)); err != nil || sum.Added != 300 {
 		t.Fatalf("load = %+v, %v", sum, err)
 	}
 	// An update interrupted in its write pass keeps the marker.
@@ -201,7 +201,7 @@ func TestImportInterruptedResumes(t *testing.T) {
 	if bad, _ := s.InterruptedImport(); !bad {
 		t.Fatal("no marker after an interrupted write pass")
 	}
-	sum, err := s.Import(ctx, rows(rs...))
+	sum, err := s.Import(ctx, Rows(rs...))
 	if err != nil || sum.Added+sum.Unchanged != 600 || sum.Unchanged < 300 {
 		t.Fatalf("resumed = %+v, %v", sum, err)
 	}
