@@ -58,6 +58,7 @@ func Run(t *testing.T, e Engine) {
 		{"AuditVerifyCatchesTampering", testAuditVerifyCatchesTampering},
 		{"AuditChainIsLinearUnderConcurrency", testAuditChainIsLinearUnderConcurrency},
 		{"DeletionScheduleSurvivesReopen", testDeletionScheduleSurvivesReopen},
+		{"DeletionsClaimedOnce", testDeletionsClaimedOnce},
 		{"GrantDoesNotFollowARecordToAnotherMobile", testGrantDoesNotFollowARecordToAnotherMobile},
 		{"CooldownKeepsACodeOnlyForTheSameLookup", testCooldownKeepsACodeOnlyForTheSameLookup},
 		{"DecoyCountsLikeARealTarget", testDecoyCountsLikeARealTarget},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -407,9 +408,63 @@ func testDeletionScheduleSurvivesReopen(t *testing.T, e Engine) {
 	if err != nil || len(due) != 2 || due[0].MessageID != 12 || due[1].ChatID != -101 {
 		t.Fatalf("due = %+v, %v", due, err)
 	}
-	s.DeletionDone(ctx, due[0])
-	if due, _ := s.DueDeletions(ctx, now.Add(2*time.Minute), 10); len(due) != 2 || due[0].MessageID != 11 {
-		t.Fatalf("after done: %+v", due)
+	// Claimed: no second caller gets them while the lease runs.
+	if again, err := s.DueDeletions(ctx, now, 10); err != nil || len(again) != 0 {
+		t.Fatalf("claimed deletions handed out again: %+v, %v", again, err)
+	}
+	if err := s.DeletionDone(ctx, due[0]); err != nil {
+		t.Fatal(err)
+	}
+	if next, _ := s.DueDeletions(ctx, now.Add(time.Minute), 10); len(next) != 1 || next[0].MessageID != 10 {
+		t.Fatalf("a minute later: %+v", next)
+	}
+	// The claim that was never done is due again after its lease.
+	if late, _ := s.DueDeletions(ctx, now.Add(store.DeletionLease), 10); len(late) != 1 || late[0].MessageID != 11 || late[0].ChatID != -101 {
+		t.Fatalf("after the lease: %+v", late)
+	}
+}
+
+// Replicas sweeping the schedule at once each get distinct deletions, and
+// together all of them.
+func testDeletionsClaimedOnce(t *testing.T, e Engine) {
+	ss := e.replicas(t, 3, NewClock())
+	ctx := context.Background()
+	now := time.UnixMilli(time.Now().UnixMilli())
+	const n = 60
+	for i := range n {
+		if err := ss[i%3].ScheduleDeletion(ctx, store.Deletion{Due: now.Add(-time.Duration(i) * time.Second), ChatID: int64(i), MessageID: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[int]int{}
+	)
+	for w := range 6 {
+		wg.Go(func() {
+			for {
+				due, err := ss[w%3].DueDeletions(ctx, now, 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(due) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range due {
+					seen[d.MessageID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if seen[i] != 1 {
+			t.Fatalf("deletion %d claimed %d times (all: %v)", i, seen[i], seen)
+		}
 	}
 }
 
