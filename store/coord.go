@@ -1,0 +1,288 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/otpgate/otpgate/store/kv"
+)
+
+// What replicas of one bot agree on through the store: which chat updates
+// are handled, the send budget they share, who holds a lease, and each
+// user's conversation state. On Badger (one process) these are simply
+// durable; on PostgreSQL they hold across every replica, because each is a
+// transaction on keys that Get protects (see store/kv).
+const (
+	pfxUpdate  = 'u' // u + update id (8 bytes BE) → update mark
+	pfxBudget  = 'b' // b + name hash → next free moment (unix ns)
+	pfxLease   = 'L' // L + name hash → lease
+	pfxSession = 's' // s + user hash → conversation state (opaque to the store)
+)
+
+// UpdateMarkTTL is how long a handled update's mark is kept: Telegram
+// keeps an unacknowledged update for at most 24 hours.
+const UpdateMarkTTL = 25 * time.Hour
+
+// UpdateClaim is what ClaimUpdate found.
+type UpdateClaim int
+
+const (
+	// ClaimNew: nobody handled the update or holds it; the caller now does.
+	ClaimNew UpdateClaim = iota
+	// ClaimDone: it was handled (by any replica) within UpdateMarkTTL.
+	ClaimDone
+	// ClaimBusy: another caller holds it and its lease has not run out.
+	ClaimBusy
+)
+
+type updateMark struct {
+	Done  bool  `json:"d,omitempty"`
+	Until int64 `json:"u,omitempty"` // unix ns: a claim's lease
+}
+
+func updateKey(id int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{pfxUpdate}, uint64(id))
+}
+
+// ClaimUpdate claims chat update id for lease. A claim whose lease ran out
+// (its holder died) is taken over. Of several callers at once, on any
+// replicas, one gets ClaimNew.
+func (s *Store) ClaimUpdate(ctx context.Context, id int64, lease time.Duration) (UpdateClaim, error) {
+	var out UpdateClaim
+	err := s.update(ctx, func(txn kv.Txn) error {
+		now := s.now()
+		var m updateMark
+		found, err := getJSON(txn, updateKey(id), &m)
+		if err != nil {
+			return err
+		}
+		switch {
+		case found && m.Done:
+			out = ClaimDone
+			return nil
+		case found && now.UnixNano() < m.Until:
+			out = ClaimBusy
+			return nil
+		}
+		out = ClaimNew
+		return setJSON(txn, updateKey(id), updateMark{Until: now.Add(lease).UnixNano()}, lease+time.Minute)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: claim update: %w", err)
+	}
+	return out, s.sync()
+}
+
+// UpdateDone marks update id handled, for UpdateMarkTTL.
+func (s *Store) UpdateDone(ctx context.Context, id int64) error {
+	err := s.update(ctx, func(txn kv.Txn) error {
+		return setJSON(txn, updateKey(id), updateMark{Done: true}, UpdateMarkTTL)
+	})
+	if err != nil {
+		return fmt.Errorf("store: update done: %w", err)
+	}
+	return s.sync()
+}
+
+// ReleaseUpdate gives a claim back unhandled: the next delivery of the
+// update is ClaimNew. A handled update stays handled.
+func (s *Store) ReleaseUpdate(ctx context.Context, id int64) error {
+	return s.update(ctx, func(txn kv.Txn) error {
+		var m updateMark
+		found, err := getJSON(txn, updateKey(id), &m)
+		if err != nil || !found || m.Done {
+			return err
+		}
+		return txn.Delete(updateKey(id))
+	})
+}
+
+// Budget is one shared send budget: at most one use per Interval.
+type Budget struct {
+	Name     string // e.g. "bot", "chat:123"; stored only as a keyed hash
+	Interval time.Duration
+}
+
+// Reserve books the earliest moment, not before now, at which every budget
+// has a free slot, and returns it: the caller sends then. Each budget's
+// next free slot becomes that moment plus its interval. Callers on every
+// replica draw on the same budgets, so N replicas together stay within
+// one budget.
+func (s *Store) Reserve(ctx context.Context, budgets ...Budget) (time.Time, error) {
+	var at time.Time
+	err := s.update(ctx, func(txn kv.Txn) error {
+		at = s.now()
+		next := make([]int64, len(budgets))
+		for i, b := range budgets {
+			item, err := txn.Get(s.budgetKey(b.Name))
+			if errors.Is(err, kv.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := item.Value(func(v []byte) error {
+				if len(v) == 8 {
+					next[i] = int64(binary.BigEndian.Uint64(v))
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if t := time.Unix(0, next[i]); t.After(at) {
+				at = t
+			}
+		}
+		for _, b := range budgets {
+			free := at.Add(b.Interval)
+			e := kv.NewEntry(s.budgetKey(b.Name), binary.BigEndian.AppendUint64(nil, uint64(free.UnixNano()))).
+				WithTTL(b.Interval + time.Minute)
+			if err := txn.SetEntry(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("store: reserve a send slot: %w", err)
+	}
+	return at, nil
+}
+
+// PushBack moves a budget's next free slot to until at the earliest (a 429
+// from Telegram with retry_after), for every replica.
+func (s *Store) PushBack(ctx context.Context, name string, until time.Time) error {
+	return s.update(ctx, func(txn kv.Txn) error {
+		key := s.budgetKey(name)
+		item, err := txn.Get(key)
+		switch {
+		case errors.Is(err, kv.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			later := false
+			if err := item.Value(func(v []byte) error {
+				later = len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= until.UnixNano()
+				return nil
+			}); err != nil || later {
+				return err
+			}
+		}
+		ttl := time.Until(until) + time.Minute
+		return txn.SetEntry(kv.NewEntry(key, binary.BigEndian.AppendUint64(nil, uint64(until.UnixNano()))).WithTTL(max(ttl, time.Minute)))
+	})
+}
+
+func (s *Store) budgetKey(name string) []byte {
+	return join([]byte{pfxBudget}, s.mac(s.indexKey, "budget:"+name))
+}
+
+type lease struct {
+	Holder string `json:"h"`
+	Until  int64  `json:"u"` // unix ns
+}
+
+func (s *Store) leaseKey(name string) []byte {
+	return join([]byte{pfxLease}, s.mac(s.indexKey, "lease:"+name))
+}
+
+// Lease takes the named lease for holder until now+ttl, or renews it if
+// holder has it. It reports whether holder holds it now: false when
+// another holder's lease has not run out.
+func (s *Store) Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	held := false
+	err := s.update(ctx, func(txn kv.Txn) error {
+		now := s.now()
+		var l lease
+		found, err := getJSON(txn, s.leaseKey(name), &l)
+		if err != nil {
+			return err
+		}
+		if found && l.Holder != holder && now.UnixNano() < l.Until {
+			held = false
+			return nil
+		}
+		held = true
+		return setJSON(txn, s.leaseKey(name), lease{Holder: holder, Until: now.Add(ttl).UnixNano()}, ttl+time.Minute)
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: lease: %w", err)
+	}
+	return held, s.sync()
+}
+
+// DropLease ends holder's lease on name; another holder's is left alone.
+func (s *Store) DropLease(ctx context.Context, name, holder string) error {
+	return s.update(ctx, func(txn kv.Txn) error {
+		var l lease
+		found, err := getJSON(txn, s.leaseKey(name), &l)
+		if err != nil || !found || l.Holder != holder {
+			return err
+		}
+		return txn.Delete(s.leaseKey(name))
+	})
+}
+
+func (s *Store) sessionKey(user string) []byte {
+	return join([]byte{pfxSession}, s.mac(s.indexKey, "session:"+user))
+}
+
+// Session returns the conversation state saved for user (nil when there
+// is none or it expired). The store does not read it: the chat engine
+// keeps in it only where a conversation is, never a record field or code.
+func (s *Store) Session(ctx context.Context, user string) ([]byte, error) {
+	var out []byte
+	err := s.kv.View(ctx, func(txn kv.Txn) error {
+		item, err := txn.Get(s.sessionKey(user))
+		if errors.Is(err, kv.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: session: %w", err)
+	}
+	return out, nil
+}
+
+// SaveSession saves user's conversation state for ttl (nil deletes it).
+func (s *Store) SaveSession(ctx context.Context, user string, state []byte, ttl time.Duration) error {
+	err := s.update(ctx, func(txn kv.Txn) error {
+		if state == nil {
+			return txn.Delete(s.sessionKey(user))
+		}
+		return txn.SetEntry(kv.NewEntry(s.sessionKey(user), state).WithTTL(ttl))
+	})
+	if err != nil {
+		return fmt.Errorf("store: save session: %w", err)
+	}
+	return s.sync()
+}
+
+// getJSON reads key into v; found is false when the key is absent.
+func getJSON(txn kv.Txn, key []byte, v any) (found bool, err error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, kv.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+}
+
+func setJSON(txn kv.Txn, key []byte, v any, ttl time.Duration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return txn.SetEntry(kv.NewEntry(key, b).WithTTL(ttl))
+}
