@@ -32,7 +32,7 @@ var rules = []rule{
 	{[]string{"bot", "bot/..."}, []string{"internal/app", "cmd/..."}, "the chat layer does not reach up to the wiring", false},
 	{[]string{"bot/telegram", "bot/console"}, []string{"store", "store/..."},
 		"chat adapters never import a store: the engine asks the store, the adapters only carry text", true},
-	{[]string{"cmd/otpgate"}, []string{"bot/telegram/telegramtest", "otp/otptest", "otp/twilio/twiliotest", "internal/app/apptest", "bench"},
+	{[]string{"cmd/otpgate"}, []string{"bot/telegram/telegramtest", "otp/otptest", "otp/twilio/twiliotest", "internal/app/apptest", "internal/pgtest", "bench"},
 		"no test fake is linked into the shipped binary", false},
 }
 
