@@ -23,7 +23,7 @@ var badgerEngine = storetest.Engine{
 		}
 		return t.TempDir()
 	},
-	Open: func(t *testing.T, dir string, o store.Options) (*store.Store, error) {
+	Open: func(t *testing.T, dir string, _ keys.Set, o store.Options) (*store.Store, error) {
 		o.Dir, o.InMemory = dir, dir == ""
 		return store.Open(o)
 	},

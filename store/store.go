@@ -232,12 +232,16 @@ func (s *Store) checkIndexKey(readOnly bool) error {
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error {
+		err = item.Value(func(v []byte) error {
 			if !hmac.Equal(v, want) {
 				return ErrWrongKey
 			}
 			return nil
 		})
+		if errors.Is(err, kv.ErrUnreadable) {
+			return ErrWrongKey
+		}
+		return err
 	})
 }
 

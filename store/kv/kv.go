@@ -56,6 +56,9 @@ var (
 	ErrConflict = errors.New("kv: transaction conflict")
 	// ErrCommitUnknown: the commit may or may not have taken effect.
 	ErrCommitUnknown = errors.New("kv: commit outcome unknown")
+	// ErrUnreadable: a stored value does not decrypt or authenticate: the
+	// engine was opened with another key, or the value was tampered with.
+	ErrUnreadable = errors.New("kv: a stored value does not open with this key")
 	// ErrReadOnly: a write in a read-only transaction or database.
 	ErrReadOnly = errors.New("kv: read-only")
 )

@@ -279,7 +279,7 @@ func (d *DB) seal(key, value []byte) []byte {
 
 // ErrTampered: a stored value does not open under its key: written with
 // another master key, damaged, or moved to another row.
-var ErrTampered = errors.New("pgkv: a stored value does not open with this master key (another key, or tampered with)")
+var ErrTampered = fmt.Errorf("pgkv: %w (another master key, or tampered with)", kv.ErrUnreadable)
 
 func (d *DB) open(key, sealed []byte) ([]byte, error) {
 	n := d.aead.NonceSize()

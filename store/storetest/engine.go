@@ -27,10 +27,10 @@ type Engine struct {
 	// Only a durable one must keep its state after Close; Badger's others
 	// are in memory.
 	Fresh func(t *testing.T, durable bool) string
-	// Open opens the store at loc; o carries the keys and the clock, and
-	// Open fills in where the state lives (Dir or Backend). It returns the
-	// store's own errors (store.ErrWrongKey, store.ErrLocked).
-	Open func(t *testing.T, loc string, o store.Options) (*store.Store, error)
+	// Open opens the store at loc with the keys ks; o carries them and the
+	// clock, and Open fills in where the state lives (Dir or Backend). It
+	// returns the store's own errors (store.ErrWrongKey, store.ErrLocked).
+	Open func(t *testing.T, loc string, ks keys.Set, o store.Options) (*store.Store, error)
 	// Backend opens the engine itself at loc, for the tests that put a
 	// fault between the store and the engine.
 	Backend func(t *testing.T, loc string, ks keys.Set) (kv.Backend, error)
@@ -108,7 +108,8 @@ func options(ks keys.Set, clk *Clock) store.Options {
 
 func (e Engine) openStore(t *testing.T, loc string, clk *Clock) *store.Store {
 	t.Helper()
-	s, err := e.Open(t, loc, options(TestKeys(t, 7), clk))
+	ks := TestKeys(t, 7)
+	s, err := e.Open(t, loc, ks, options(ks, clk))
 	if err != nil {
 		t.Fatal(err)
 	}

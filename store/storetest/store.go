@@ -357,7 +357,8 @@ func testWrongKeyRefused(t *testing.T, e Engine) {
 	s := e.openStore(t, loc, clk)
 	Seed(t, s)
 	s.Close()
-	_, err := e.Open(t, loc, options(TestKeys(t, 8), clk))
+	other := TestKeys(t, 8)
+	_, err := e.Open(t, loc, other, options(other, clk))
 	if !errors.Is(err, store.ErrWrongKey) {
 		t.Fatalf("open with another key: %v", err)
 	}
@@ -366,7 +367,8 @@ func testWrongKeyRefused(t *testing.T, e Engine) {
 	if !e.Exclusive {
 		return
 	}
-	if _, err := e.Open(t, loc, options(TestKeys(t, 7), clk)); !errors.Is(err, store.ErrLocked) {
+	ks := TestKeys(t, 7)
+	if _, err := e.Open(t, loc, ks, options(ks, clk)); !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("second open: %v", err)
 	}
 }
