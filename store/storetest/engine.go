@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,6 +51,7 @@ func Run(t *testing.T, e Engine) {
 		{"EndGrant", testEndGrant},
 		{"StaffViewMasksReference", testStaffViewMasksReference},
 		{"AuditFailureReleasesNothing", testAuditFailureReleasesNothing},
+		{"UnknownCommitReleasesNothing", testUnknownCommitReleasesNothing},
 		{"VerifyOutcomes", testVerifyOutcomes},
 		{"WrongCodesPerMobileSurviveNewCodes", testWrongCodesPerMobileSurviveNewCodes},
 		{"ReopenKeepsState", testReopenKeepsState},
@@ -143,8 +145,10 @@ func newStore(t *testing.T, e Engine) (*store.Store, *Clock) {
 
 // failAudit is a fault between the store and the engine: while set, every
 // write of an audit entry (keys starting with 'a') fails, as a full disk
-// or a lost database connection would.
-type failAudit struct{ on atomic.Bool }
+// or a lost database connection would; while unknown is set, every
+// transaction commits and then reports that its outcome is unknown, as
+// when the connection drops during COMMIT.
+type failAudit struct{ on, unknown atomic.Bool }
 
 var errAuditWrite = errors.New("storetest: audit write failed (injected)")
 
@@ -158,7 +162,11 @@ type faultyBackend struct {
 }
 
 func (b faultyBackend) Update(ctx context.Context, fn func(kv.Txn) error) error {
-	return b.Backend.Update(ctx, func(t kv.Txn) error { return fn(faultyTxn{t, b.f}) })
+	err := b.Backend.Update(ctx, func(t kv.Txn) error { return fn(faultyTxn{t, b.f}) })
+	if err == nil && b.f.unknown.Load() {
+		return fmt.Errorf("%w: connection reset during COMMIT (injected)", kv.ErrCommitUnknown)
+	}
+	return err
 }
 
 type faultyTxn struct {

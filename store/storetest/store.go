@@ -219,6 +219,35 @@ func testAuditFailureReleasesNothing(t *testing.T, e Engine) {
 	}
 }
 
+// When a commit's outcome is unknown, nothing is released: not a grant
+// from Verify, not a field from Release or Summaries — even though the
+// transaction did commit.
+func testUnknownCommitReleasesNothing(t *testing.T, e Engine) {
+	clk := NewClock()
+	f := &failAudit{}
+	s := e.openWith(t, e.Fresh(t, false), clk, TestKeys(t, 7), f.wrap)
+	Seed(t, s)
+	tgt := Resolve(t, s, "9000000002")
+	Issue(t, s, "tg:1", tgt, "818181", clk)
+	f.unknown.Store(true)
+	if g, _, err := Verify(s, "tg:1", "818181"); err == nil || g.ID != "" {
+		t.Fatalf("a grant from an unknown commit: %+v, %v", g, err)
+	}
+	f.unknown.Store(false)
+	Issue(t, s, "tg:2", tgt, "919191", clk)
+	g, out, err := Verify(s, "tg:2", "919191")
+	if err != nil || out != store.VerifyOK {
+		t.Fatalf("verify: %v %v", out, err)
+	}
+	f.unknown.Store(true)
+	if v, err := s.Release(context.Background(), g.Ref(), tgt.Records[0]); err == nil || v.Name != "" {
+		t.Fatalf("fields from an unknown commit: %+v, %v", v, err)
+	}
+	if sums, err := s.Summaries(context.Background(), g.Ref()); err == nil || len(sums) != 0 {
+		t.Fatalf("summaries from an unknown commit: %v, %v", sums, err)
+	}
+}
+
 func testVerifyOutcomes(t *testing.T, e Engine) {
 	s, clk := newStore(t, e)
 	Seed(t, s)
