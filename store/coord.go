@@ -196,23 +196,27 @@ func (s *Store) leaseKey(name string) []byte {
 func (s *Store) Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
 	held := false
 	err := s.update(ctx, func(txn kv.Txn) error {
-		now := s.now()
-		var l lease
-		found, err := getJSON(txn, s.leaseKey(name), &l)
-		if err != nil {
-			return err
-		}
-		if found && l.Holder != holder && now.UnixNano() < l.Until {
-			held = false
-			return nil
-		}
-		held = true
-		return setJSON(txn, s.leaseKey(name), lease{Holder: holder, Until: now.Add(ttl).UnixNano()}, ttl+time.Minute)
+		var err error
+		held, err = s.takeLease(txn, name, holder, ttl)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("store: lease: %w", err)
 	}
 	return held, s.sync()
+}
+
+func (s *Store) takeLease(txn kv.Txn, name, holder string, ttl time.Duration) (bool, error) {
+	now := s.now()
+	var l lease
+	found, err := getJSON(txn, s.leaseKey(name), &l)
+	if err != nil {
+		return false, err
+	}
+	if found && l.Holder != holder && now.UnixNano() < l.Until {
+		return false, nil
+	}
+	return true, setJSON(txn, s.leaseKey(name), lease{Holder: holder, Until: now.Add(ttl).UnixNano()}, ttl+time.Minute)
 }
 
 // DropLease ends holder's lease on name; another holder's is left alone.
@@ -231,12 +235,27 @@ func (s *Store) sessionKey(user string) []byte {
 	return join([]byte{pfxSession}, s.mac(s.indexKey, "session:"+user))
 }
 
-// Session returns the conversation state saved for user (nil when there
-// is none or it expired). The store does not read it: the chat engine
-// keeps in it only where a conversation is, never a record field or code.
-func (s *Store) Session(ctx context.Context, user string) ([]byte, error) {
-	var out []byte
-	err := s.kv.View(ctx, func(txn kv.Txn) error {
+// SessionLease names the lease that holds user's session (renew it with
+// Lease).
+func SessionLease(user string) string { return "session:" + user }
+
+// ErrHoldLost: a session's hold ran out and another holder took it, so
+// what this holder computed is not saved.
+var ErrHoldLost = errors.New("store: the session's hold ran out and was taken over")
+
+// HoldSession takes the hold on user's conversation for holder, for lease
+// (renew it with Lease(SessionLease(user), …)), and returns the state last
+// saved (nil when none, or it expired), as one step. held is false, and
+// state nil, while another holder's lease runs: the caller waits and asks
+// again. The store does not read the state: the chat engine keeps in it
+// only where a conversation is, never a record field or code.
+func (s *Store) HoldSession(ctx context.Context, user, holder string, lease time.Duration) (held bool, state []byte, err error) {
+	err = s.update(ctx, func(txn kv.Txn) error {
+		held, state = false, nil
+		var err error
+		if held, err = s.takeLease(txn, SessionLease(user), holder, lease); err != nil || !held {
+			return err
+		}
 		item, err := txn.Get(s.sessionKey(user))
 		if errors.Is(err, kv.ErrKeyNotFound) {
 			return nil
@@ -244,25 +263,37 @@ func (s *Store) Session(ctx context.Context, user string) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		out, err = item.ValueCopy(nil)
+		state, err = item.ValueCopy(nil)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: session: %w", err)
+		return false, nil, fmt.Errorf("store: hold session: %w", err)
 	}
-	return out, nil
+	return held, state, s.sync()
 }
 
-// SaveSession saves user's conversation state for ttl (nil deletes it).
-func (s *Store) SaveSession(ctx context.Context, user string, state []byte, ttl time.Duration) error {
+// ReleaseSession saves state as user's conversation for ttl (nil keeps
+// what is saved) and ends holder's hold, as one step. If the hold was lost
+// to another holder it saves nothing and returns ErrHoldLost.
+func (s *Store) ReleaseSession(ctx context.Context, user, holder string, state []byte, ttl time.Duration) error {
 	err := s.update(ctx, func(txn kv.Txn) error {
-		if state == nil {
-			return txn.Delete(s.sessionKey(user))
+		var l lease
+		found, err := getJSON(txn, s.leaseKey(SessionLease(user)), &l)
+		if err != nil {
+			return err
 		}
-		return txn.SetEntry(kv.NewEntry(s.sessionKey(user), state).WithTTL(ttl))
+		if !found || l.Holder != holder {
+			return ErrHoldLost
+		}
+		if state != nil {
+			if err := txn.SetEntry(kv.NewEntry(s.sessionKey(user), state).WithTTL(ttl)); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(s.leaseKey(SessionLease(user)))
 	})
 	if err != nil {
-		return fmt.Errorf("store: save session: %w", err)
+		return fmt.Errorf("store: release session: %w", err)
 	}
 	return s.sync()
 }

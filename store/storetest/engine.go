@@ -1,7 +1,8 @@
 // Package storetest is the store's conformance suite: the same tests of
 // the store's behaviour — the invariant (no field without a grant, one
 // grant for many concurrent correct codes, counters that no new code
-// resets), the code policy, imports, the audit chain — run on every engine
+// resets), the code policy, imports, the audit chain, and what replicas
+// agree on (update claims, send budgets, leases, sessions) — run on every engine
 // of the persistence contract. The Badger engine runs it in package store's
 // tests, PostgreSQL in store/pgkv's. Only tests import this package.
 package storetest
@@ -68,6 +69,10 @@ func Run(t *testing.T, e Engine) {
 		{"OwnerBudgetAndTakeover", testOwnerBudgetAndTakeover},
 		{"EveryRejectedCodeCountsAgainstTheRequester", testEveryRejectedCodeCountsAgainstTheRequester},
 		{"SendWindowsLiveInTheStore", testSendWindowsLiveInTheStore},
+		{"UpdateClaimedOnce", testUpdateClaimedOnce},
+		{"ReservationsShareOneBudget", testReservationsShareOneBudget},
+		{"LeaseHasOneHolder", testLeaseHasOneHolder},
+		{"SessionHeldByOne", testSessionHeldByOne},
 		{"ImportRejectsAndChangesNothing", testImportRejectsAndChangesNothing},
 		{"ImportIdempotentAndUpdates", testImportIdempotentAndUpdates},
 		{"ImportFirstLoadRejectsAndChangesNothing", testImportFirstLoadRejectsAndChangesNothing},
