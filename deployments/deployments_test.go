@@ -304,6 +304,11 @@ type (
 		StringData map[string]string `yaml:"stringData"` // Secret
 		Spec       yaml.Node         `yaml:"spec"`
 		Resources  []string          `yaml:"resources"` // Kustomization
+		Images     []struct {
+			Name    string `yaml:"name"`
+			NewName string `yaml:"newName"`
+			NewTag  string `yaml:"newTag"`
+		} `yaml:"images"` // Kustomization
 	}
 	statefulSetSpec struct {
 		Replicas    *int   `yaml:"replicas"`
@@ -329,6 +334,15 @@ type (
 		InitContainers               []container        `yaml:"initContainers"`
 		Containers                   []container        `yaml:"containers"`
 		Volumes                      []volume           `yaml:"volumes"`
+		TopologySpreadConstraints    []topologySpread   `yaml:"topologySpreadConstraints"`
+	}
+	topologySpread struct {
+		MaxSkew           int    `yaml:"maxSkew"`
+		TopologyKey       string `yaml:"topologyKey"`
+		WhenUnsatisfiable string `yaml:"whenUnsatisfiable"`
+		LabelSelector     struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"labelSelector"`
 	}
 	podSecurityContext struct {
 		RunAsNonRoot   *bool  `yaml:"runAsNonRoot"`
@@ -408,12 +422,18 @@ type (
 	}
 )
 
-// manifests decodes every object under kubernetes/, keyed "Kind/name", and
-// notes the file each came from.
+// manifests decodes every object of the embedded mode (kubernetes/).
 func manifests(t *testing.T) (map[string]object, map[string]string) {
 	t.Helper()
+	return manifestsIn(t, kubeDir)
+}
+
+// manifestsIn decodes every object in one kustomization directory, keyed
+// "Kind/name", and notes the file each came from.
+func manifestsIn(t *testing.T, dir string) (map[string]object, map[string]string) {
+	t.Helper()
 	objs, from := map[string]object{}, map[string]string{}
-	files, err := filepath.Glob(filepath.Join(kubeDir, "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,13 +541,37 @@ func TestKubernetes(t *testing.T) {
 		t.Errorf("container args %q, want [serve]", c.Args)
 	}
 
-	// Probes on the ops port.
-	opsPort := 0
-	for _, p := range c.Ports {
-		if p.Name == "ops" {
-			opsPort = p.ContainerPort
+	opsPort := checkServeContainer(t, c)
+
+	// The data volume.
+	mounts := map[string]string{} // mount path → volume name
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = m.Name
+	}
+	if len(ss.VolumeClaimTemplates) != 1 || mounts["/data"] != ss.VolumeClaimTemplates[0].Metadata.Name {
+		t.Errorf("/data must be the volumeClaimTemplate's volume; mounts %v, templates %+v", mounts, ss.VolumeClaimTemplates)
+	}
+
+	checkConfigMap(t, objs, c, opsPort)
+	checkOpsService(t, objs, ss.ServiceName, ss.Template.Metadata.Labels, opsPort)
+	checkExampleSecret(t, objs, from)
+	checkKustomization(t, objs, from)
+
+	// Every pod (the bot and the import example) is hardened.
+	for key, o := range objs {
+		if o.Kind == "Pod" {
+			var ps podSpec
+			decodeSpec(t, o, &ps)
+			checkHardened(t, key, ps)
 		}
 	}
+}
+
+// checkServeContainer checks the probes (on the port named ops) and the
+// resources of an `otpgate serve` container, and returns the ops port.
+func checkServeContainer(t *testing.T, c container) int {
+	t.Helper()
+	opsPort := containerPort(c, "ops")
 	if opsPort == 0 {
 		t.Fatalf("container has no port named ops: %+v", c.Ports)
 	}
@@ -549,8 +593,6 @@ func TestKubernetes(t *testing.T) {
 			t.Errorf("%s: port %v, want ops (%d)", pr.name, pr.p.HTTPGet.Port, opsPort)
 		}
 	}
-
-	// Resources.
 	for _, r := range []struct{ kind, name, value string }{
 		{"requests", "memory", c.Resources.Requests["memory"]},
 		{"limits", "memory", c.Resources.Limits["memory"]},
@@ -560,24 +602,36 @@ func TestKubernetes(t *testing.T) {
 			t.Errorf("resources.%s.%s not set", r.kind, r.name)
 		}
 	}
+	return opsPort
+}
 
-	// The data volume.
-	mounts := map[string]string{} // mount path → volume name
-	for _, m := range c.VolumeMounts {
-		mounts[m.MountPath] = m.Name
+// containerPort is the number of the container's port called name, or 0.
+func containerPort(c container, name string) int {
+	for _, p := range c.Ports {
+		if p.Name == name {
+			return p.ContainerPort
+		}
 	}
-	if len(ss.VolumeClaimTemplates) != 1 || mounts["/data"] != ss.VolumeClaimTemplates[0].Metadata.Name {
-		t.Errorf("/data must be the volumeClaimTemplate's volume; mounts %v, templates %+v", mounts, ss.VolumeClaimTemplates)
-	}
+	return 0
+}
 
-	// The ConfigMap the container loads, and the ops address in it.
+// configMapOf is the ConfigMap the container loads with envFrom.
+func configMapOf(t *testing.T, objs map[string]object, c container) object {
+	t.Helper()
 	var cmName string
 	for _, ef := range c.EnvFrom {
 		if ef.ConfigMapRef != nil {
 			cmName = ef.ConfigMapRef.Name
 		}
 	}
-	cm := mustGet(t, objs, "ConfigMap/"+cmName)
+	return mustGet(t, objs, "ConfigMap/"+cmName)
+}
+
+// checkConfigMap: the ConfigMap the container loads names the ops port and
+// no secret; the container's env sets no secret as a value either.
+func checkConfigMap(t *testing.T, objs map[string]object, c container, opsPort int) {
+	t.Helper()
+	cm := configMapOf(t, objs, c)
 	if _, port, err := net.SplitHostPort(cm.Data["OTPGATE_OPS_LISTEN"]); err != nil || port != strconv.Itoa(opsPort) {
 		t.Errorf("ConfigMap OTPGATE_OPS_LISTEN=%q, want the ops port %d", cm.Data["OTPGATE_OPS_LISTEN"], opsPort)
 	}
@@ -591,21 +645,29 @@ func TestKubernetes(t *testing.T) {
 			t.Errorf("container env sets the secret %s as a value; use %s%s", e.Name, e.Name, config.FileSuffix)
 		}
 	}
+}
 
-	// The Service for Prometheus selects the pod and targets the ops port.
-	svc := mustGet(t, objs, "Service/"+ss.ServiceName)
-	var sv serviceSpec
-	decodeSpec(t, svc, &sv)
-	for k, v := range sv.Selector {
-		if ss.Template.Metadata.Labels[k] != v {
-			t.Errorf("Service selector %s=%s does not select the pod (labels %v)", k, v, ss.Template.Metadata.Labels)
+// selects reports whether a selector is non-empty and matches labels.
+func selects(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
 		}
 	}
-	if len(sv.Selector) == 0 {
-		t.Error("Service has no selector")
+	return len(selector) > 0
+}
+
+// checkOpsService: the Service for Prometheus selects the pods, stays
+// inside the cluster and targets the ops port.
+func checkOpsService(t *testing.T, objs map[string]object, name string, podLabels map[string]string, opsPort int) {
+	t.Helper()
+	var sv serviceSpec
+	decodeSpec(t, mustGet(t, objs, "Service/"+name), &sv)
+	if !selects(sv.Selector, podLabels) {
+		t.Errorf("Service %s selector %v does not select the pods (labels %v)", name, sv.Selector, podLabels)
 	}
 	if sv.Type == "LoadBalancer" || sv.Type == "NodePort" {
-		t.Errorf("Service type %s exposes the unauthenticated ops port outside the cluster", sv.Type)
+		t.Errorf("Service %s type %s exposes the unauthenticated ops port outside the cluster", name, sv.Type)
 	}
 	targeted := false
 	for _, p := range sv.Ports {
@@ -614,21 +676,32 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 	if !targeted {
-		t.Errorf("Service ports %+v do not reach the ops port %d", sv.Ports, opsPort)
+		t.Errorf("Service %s ports %+v do not reach the ops port %d", name, sv.Ports, opsPort)
 	}
+}
 
-	// The example Secret holds every key the pods mount, and only placeholders.
+// checkExampleSecret: the example Secret is the only Secret, in
+// secret.example.yaml, and holds only placeholders.
+func checkExampleSecret(t *testing.T, objs map[string]object, from map[string]string) object {
+	t.Helper()
 	secret := mustGet(t, objs, "Secret/otpgate-secrets")
-	if from["Secret/otpgate-secrets"] != "secret.example.yaml" {
-		t.Errorf("the Secret comes from %s; only secret.example.yaml may hold one", from["Secret/otpgate-secrets"])
+	for key, f := range from {
+		if strings.HasPrefix(key, "Secret/") && f != "secret.example.yaml" {
+			t.Errorf("%s comes from %s; only secret.example.yaml may hold a Secret", key, f)
+		}
 	}
 	for k, v := range secret.StringData {
 		if !strings.Contains(v, placeholder) {
 			t.Errorf("secret.example.yaml: %s=%q is not marked %s", k, v, placeholder)
 		}
 	}
+	return secret
+}
 
-	// The kustomization lists every manifest but the examples.
+// checkKustomization: the kustomization lists every manifest of its
+// directory but the examples.
+func checkKustomization(t *testing.T, objs map[string]object, from map[string]string) {
+	t.Helper()
 	kust := mustGet(t, objs, "Kustomization/")
 	var want []string
 	for _, f := range from {
@@ -640,15 +713,6 @@ func TestKubernetes(t *testing.T) {
 	got := slices.Sorted(slices.Values(kust.Resources))
 	if !slices.Equal(got, want) {
 		t.Errorf("kustomization.yaml resources %q, want %q (every manifest except *.example.yaml)", got, want)
-	}
-
-	// Every pod (the bot and the import example) is hardened.
-	for key, o := range objs {
-		if o.Kind == "Pod" {
-			var ps podSpec
-			decodeSpec(t, o, &ps)
-			checkHardened(t, key, ps)
-		}
 	}
 }
 
@@ -709,18 +773,24 @@ func TestVariablesAreReal(t *testing.T) {
 // ---------------------------------------------------------------------------
 // The environment each deployment assembles
 
+// sampleWebhookURL stands in for the operator's webhook URL; its path is
+// the one the shipped balancer forwards.
+const sampleWebhookURL = "https://bot.example.org/telegram"
+
 // sampleValues fill placeholders and operator-provided values with values
 // of the right shape; sampleSecrets are the contents of the secret files.
 var (
 	sampleValues = map[string]string{
 		"OTPGATE_TWILIO_ACCOUNT_SID":           "AC0123456789abcdef0123456789abcdef",
 		"OTPGATE_TWILIO_MESSAGING_SERVICE_SID": "MG0123456789abcdef0123456789abcdef",
+		"OTPGATE_WEBHOOK_URL":                  sampleWebhookURL,
 	}
 	sampleSecrets = map[string]string{
 		"OTPGATE_MASTER_KEY":        strings.Repeat("5a", 32) + "\n",
 		"OTPGATE_TELEGRAM_TOKEN":    "123456789:AAFakeTokenForDeploymentTests_0123\n",
 		"OTPGATE_TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef\n",
 		"OTPGATE_WEBHOOK_SECRET":    "fake-webhook-secret\n",
+		"OTPGATE_DATABASE_URL":      "postgres://otpgate:fake-password@db.example.internal:5432/otpgate?sslmode=verify-full\n",
 	}
 	// Every deployment of serve hands these over as files.
 	requiredFiles = []string{"OTPGATE_MASTER_KEY_FILE", "OTPGATE_TELEGRAM_TOKEN_FILE", "OTPGATE_TWILIO_AUTH_TOKEN_FILE"}

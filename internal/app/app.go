@@ -158,6 +158,7 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 	}
 	a = &App{Config: cfg, Registry: deps.Registry, OpsRegistry: deps.OpsRegistry, Log: log, deps: deps}
 	applyMemoryLimit(cfg.MemoryLimit, log)
+	logConfigWarnings(cfg, log)
 	defer func() {
 		if err != nil {
 			_ = a.Stop()
@@ -442,6 +443,15 @@ func smsSender(cfg config.Config, deps Deps, log *slog.Logger) (otp.Sender, erro
 		From: cfg.TwilioFrom, MessagingServiceSID: cfg.TwilioMessagingServiceSID,
 		APIURL: cfg.TwilioAPIURL, Logger: log, Transport: deps.TwilioTransport,
 	})
+}
+
+// logConfigWarnings logs, once at start, what the configuration allows but
+// production should not run with (config.Warnings: an OTPGATE_DATABASE_URL
+// whose sslmode may send the traffic to another machine unencrypted).
+func logConfigWarnings(cfg config.Config, log *slog.Logger) {
+	for _, w := range cfg.Warnings() {
+		log.Warn(w, "component", "config")
+	}
 }
 
 // applyMemoryLimit sets the Go heap's soft limit from OTPGATE_MEMORY_LIMIT,

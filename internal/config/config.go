@@ -4,8 +4,10 @@
 // fault, and describes every variable for `otpgate config`.
 //
 // Load takes the environment as an argument (os.Environ() in main, a literal
-// slice in tests) and never consults the process environment, so tests run in
-// parallel and nothing else in the program needs to read it.
+// slice in tests) and never consults the process environment for OTPGATE_*
+// names, so tests run in parallel and nothing else in the program needs to
+// read it. (OTPGATE_DATABASE_URL is checked with pgx's parser, which, like
+// libpq, fills what the URL leaves out from the PG* variables.)
 //
 // The variable table is the Config struct itself: each field carries an
 // explicit envconfig:"NAME" tag (prefixed OTPGATE_), a default:"…" and a
@@ -51,7 +53,8 @@ const (
 // adds the checks one command needs. The zero value is not useful: start
 // from Load (Load(nil) gives the defaults).
 type Config struct {
-	DataDir string `envconfig:"DATA_DIR" default:"./data" desc:"Badger directory: records, indexes, challenges, grants, counters, audit chain (encrypted at rest)"`
+	DataDir     string `envconfig:"DATA_DIR" default:"./data" desc:"Badger directory: records, indexes, challenges, grants, counters, audit chain (encrypted at rest)"`
+	DatabaseURL Secret `envconfig:"DATABASE_URL" default:"" secret:"true" file:"true" desc:"PostgreSQL connection URL (postgres://user:password@host:5432/dbname?sslmode=verify-full) or key=value string: when set, all state lives in PostgreSQL and several replicas may run (webhook mode behind a load balancer, or polling with one lease holder); empty keeps it in the Badger store in OTPGATE_DATA_DIR, for one process"`
 
 	MasterKey     SecretKey `envconfig:"MASTER_KEY" default:"" secret:"true" file:"true" desc:"32 bytes as 64 hex characters or base64; the store encryption key and every HMAC key derive from it; serve, import, audit and backup need it"`
 	TelegramToken Secret    `envconfig:"TELEGRAM_TOKEN" default:"" secret:"true" file:"true" desc:"bot token from @BotFather; serve needs it"`
@@ -123,9 +126,11 @@ func (c Config) SlogLevel() slog.Level {
 
 // Load builds a Config from environ, a list of "NAME=value" entries in the
 // form os.Environ returns (main passes os.Environ(); tests pass a literal).
-// The first entry for a name wins, as with os.Getenv. Load never reads the
-// process environment; it does read the files named by *_FILE variables and
-// checks that OTPGATE_SMS_TEMPLATES names a regular file.
+// The first entry for a name wins, as with os.Getenv. Load never reads
+// OTPGATE_* names from the process environment; it does read the files named
+// by *_FILE variables, checks that OTPGATE_SMS_TEMPLATES names a regular file,
+// and checks OTPGATE_DATABASE_URL with pgx's parser, which reads the PG*
+// variables and the certificate files the URL names (see databaseURL).
 //
 // Rules: an unset variable takes its default; a variable set to the empty
 // string is an error when its default is not empty (it would otherwise

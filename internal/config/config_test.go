@@ -77,7 +77,7 @@ func TestLoadDefaults(t *testing.T) {
 	for _, environ := range [][]string{
 		nil,
 		{"PATH=/usr/bin", "HOME=/root", "NOEQUALS", "=x", "OTPGATEWAY=1"},
-		{"OTPGATE_WEBHOOK_URL=", "OTPGATE_MASTER_KEY=", "OTPGATE_STAFF_USERS=", "OTPGATE_MASTER_KEY_FILE="},
+		{"OTPGATE_WEBHOOK_URL=", "OTPGATE_MASTER_KEY=", "OTPGATE_STAFF_USERS=", "OTPGATE_MASTER_KEY_FILE=", "OTPGATE_DATABASE_URL="},
 	} {
 		got, err := Load(environ)
 		if err != nil {

@@ -55,20 +55,20 @@ func TestVariables(t *testing.T) {
 			t.Errorf("variable %s: no description or type", v.Name)
 		}
 	}
-	if n := reflect.TypeFor[Config]().NumField() + 6; len(vars) != n {
-		t.Errorf("%d variables, want %d (one per field plus 6 _FILE variants)", len(vars), n)
+	if n := reflect.TypeFor[Config]().NumField() + 7; len(vars) != n {
+		t.Errorf("%d variables, want %d (one per field plus 7 _FILE variants)", len(vars), n)
 	}
 	for _, name := range specNames {
 		if _, ok := byName[name]; !ok {
 			t.Errorf("SPEC §6 variable %s missing", name)
 		}
 	}
-	for _, name := range []string{"OTPGATE_MASTER_KEY", "OTPGATE_TELEGRAM_TOKEN", "OTPGATE_WEBHOOK_SECRET", "OTPGATE_TWILIO_AUTH_TOKEN"} {
+	for _, name := range []string{"OTPGATE_MASTER_KEY", "OTPGATE_TELEGRAM_TOKEN", "OTPGATE_WEBHOOK_SECRET", "OTPGATE_TWILIO_AUTH_TOKEN", "OTPGATE_DATABASE_URL"} {
 		if !byName[name].Secret {
 			t.Errorf("%s not marked secret", name)
 		}
 	}
-	for _, name := range []string{"OTPGATE_MASTER_KEY", "OTPGATE_TELEGRAM_TOKEN", "OTPGATE_WEBHOOK_SECRET", "OTPGATE_TWILIO_AUTH_TOKEN", "OTPGATE_TWILIO_ACCOUNT_SID"} {
+	for _, name := range []string{"OTPGATE_MASTER_KEY", "OTPGATE_TELEGRAM_TOKEN", "OTPGATE_WEBHOOK_SECRET", "OTPGATE_TWILIO_AUTH_TOKEN", "OTPGATE_TWILIO_ACCOUNT_SID", "OTPGATE_DATABASE_URL"} {
 		f, ok := byName[name+FileSuffix]
 		if !ok || f.FileFor != name || f.Secret {
 			t.Errorf("%s%s = %+v", name, FileSuffix, f)
@@ -94,6 +94,7 @@ func TestDescribe(t *testing.T) {
 		"OTPGATE_TELEGRAM_TOKEN=" + leakToken,
 		"OTPGATE_TWILIO_AUTH_TOKEN_FILE=/run/secrets/twilio",
 		"OTPGATE_TWILIO_API_URL=https://user:" + leakTwilio + "@proxy.example:8443/",
+		"OTPGATE_DATABASE_URL=" + leakDatabaseURL,
 		"OTPGATE_DATA_DIR=/srv/otp data",
 		"OTPGATE_LOG_LEVEL=",
 		"OTPGATE_TELEGRAM_TOKN=" + leakWebhook,
@@ -120,6 +121,8 @@ func TestDescribe(t *testing.T) {
 	}{
 		{"OTPGATE_MASTER_KEY", "key (none) <secret> "},
 		{"OTPGATE_TELEGRAM_TOKEN", "secret (none) <secret> "},
+		{"OTPGATE_DATABASE_URL", "secret (none) <secret> PostgreSQL"},
+		{"OTPGATE_DATABASE_URL_FILE", "path (none) (unset) file holding OTPGATE_DATABASE_URL"},
 		{"OTPGATE_WEBHOOK_SECRET", "secret (none) (unset) "},
 		{"OTPGATE_TWILIO_AUTH_TOKEN_FILE", "path (none) /run/secrets/twilio file holding"},
 		{"OTPGATE_TWILIO_API_URL", "https://api.twilio.com https://user:xxxxx@proxy.example:8443/ "},

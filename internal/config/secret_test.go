@@ -15,6 +15,9 @@ const (
 	leakToken   = "987654321:SECRETtelegramTOKENvalue"
 	leakWebhook = "SECRET_webhook-VALUE"
 	leakTwilio  = "SECRETtwilioAUTHvalue"
+	// leakDatabaseURL holds leakDBPassword; its host and the password
+	// percent-encoded are recognisable too.
+	leakDatabaseURL = "postgres://otpgate:" + leakDBPassword + "@SECRETdb.example.org:5432/otpgate?sslmode=verify-full"
 )
 
 // leakKey is a master key whose every encoding is recognisable.
@@ -23,6 +26,7 @@ var leakKey = bytes.Repeat([]byte{0x5e, 0xc2, 0xe7}, 11)[:32]
 func leakNeedles() []string {
 	return []string{
 		leakToken, "SECRETtelegram", leakWebhook, "SECRET_webhook", leakTwilio, "SECRETtwilio",
+		leakDatabaseURL, leakDBPassword, "SECRETdatabase", "SECRETdb",
 		fmt.Sprintf("%x", leakKey), fmt.Sprintf("%X", leakKey),
 		base64.StdEncoding.EncodeToString(leakKey), base64.RawURLEncoding.EncodeToString(leakKey),
 		fmt.Sprint(leakKey), fmt.Sprintf("%q", leakKey), string(leakKey),
@@ -45,13 +49,15 @@ func leakyConfig(t *testing.T) Config {
 		"OTPGATE_TELEGRAM_TOKEN=" + leakToken,
 		"OTPGATE_WEBHOOK_SECRET=" + leakWebhook,
 		"OTPGATE_TWILIO_AUTH_TOKEN=" + leakTwilio,
+		"OTPGATE_DATABASE_URL=" + leakDatabaseURL,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The values are really there, so the absence checks below mean something.
 	if c.TelegramToken.Reveal() != leakToken || c.WebhookSecret.Reveal() != leakWebhook ||
-		c.TwilioAuthToken.Reveal() != leakTwilio || !bytes.Equal(c.MasterKey.Bytes(), leakKey) {
+		c.TwilioAuthToken.Reveal() != leakTwilio || !bytes.Equal(c.MasterKey.Bytes(), leakKey) ||
+		c.DatabaseURL.Reveal() != leakDatabaseURL {
 		t.Fatal("secrets did not load")
 	}
 	return c
@@ -66,6 +72,7 @@ func TestSecretsNeverPrint(t *testing.T) {
 		renderings["fmt "+verb+" pointer"] = fmt.Sprintf(verb, &c)
 		renderings["fmt "+verb+" key"] = fmt.Sprintf(verb, c.MasterKey)
 		renderings["fmt "+verb+" token"] = fmt.Sprintf(verb, c.TelegramToken)
+		renderings["fmt "+verb+" database"] = fmt.Sprintf(verb, c.DatabaseURL)
 	}
 	renderings["fmt Sprint"] = fmt.Sprint(c, c.TelegramToken, c.MasterKey)
 	renderings["String"] = c.TelegramToken.String() + c.MasterKey.String()
@@ -80,7 +87,7 @@ func TestSecretsNeverPrint(t *testing.T) {
 	if err := json.Unmarshal(j, &decoded); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"MasterKey", "TelegramToken", "WebhookSecret", "TwilioAuthToken"} {
+	for _, f := range []string{"MasterKey", "TelegramToken", "WebhookSecret", "TwilioAuthToken", "DatabaseURL"} {
 		if decoded[f] != redacted {
 			t.Errorf("json %s = %v, want %s", f, decoded[f], redacted)
 		}
@@ -94,7 +101,7 @@ func TestSecretsNeverPrint(t *testing.T) {
 		{"slog json", func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) }},
 	} {
 		var buf bytes.Buffer
-		slog.New(h.new(&buf)).Info("config", "config", c, "token", c.TelegramToken, "key", c.MasterKey)
+		slog.New(h.new(&buf)).Info("config", "config", c, "token", c.TelegramToken, "key", c.MasterKey, "database", c.DatabaseURL)
 		renderings[h.name] = buf.String()
 	}
 
@@ -121,6 +128,14 @@ func TestSecretsNeverInErrors(t *testing.T) {
 			"OTPGATE_WEBHOOK_SECRET=" + leakWebhook + "!",
 			"OTPGATE_TWILIO_AUTH_TOKEN=" + leakTwilio + "-",
 			"OTPGATE_MASTER_KEY=" + leakToken,
+			"OTPGATE_DATABASE_URL=" + strings.Replace(leakDatabaseURL, "5432", "99999", 1),
+		}},
+		{"invalid database URL from a file", []string{
+			"OTPGATE_DATABASE_URL_FILE=" + writeFile(t, strings.Replace(leakDatabaseURL, "postgres", "mysql", 1)),
+		}},
+		{"database URL set twice", []string{
+			"OTPGATE_DATABASE_URL=" + leakDatabaseURL,
+			"OTPGATE_DATABASE_URL_FILE=" + writeFile(t, leakDatabaseURL),
 		}},
 		{"set twice", []string{
 			"OTPGATE_TELEGRAM_TOKEN=" + leakToken,

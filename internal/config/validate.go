@@ -45,6 +45,7 @@ var (
 // failure under that field's variable. Fields that failed to parse are not
 // validated. Cross-field rules that depend on the command live in Require.
 var validators = map[string]func(c *Config) error{
+	"DatabaseURL":    func(c *Config) error { return optional(c.DatabaseURL.Reveal(), databaseURL) },
 	"TelegramToken":  func(c *Config) error { return optional(c.TelegramToken.Reveal(), botToken) },
 	"TelegramAPIURL": func(c *Config) error { return httpURL(c.TelegramAPIURL) },
 	"WebhookURL":     func(c *Config) error { return optional(c.WebhookURL, httpURL) },
