@@ -32,6 +32,7 @@ import (
 	"github.com/otpgate/otpgate/otp/twilio"
 	"github.com/otpgate/otpgate/proof"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/pgkv"
 )
 
 // ShutdownBudget bounds Stop as a whole: finishing the updates in hand,
@@ -275,7 +276,7 @@ func (a *App) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	a.Log.Info("otpgate serving", "component", "app", "data_dir", a.Config.DataDir, "sms", a.Config.SMSProvider)
+	a.Log.Info("otpgate serving", "component", "app", "state", a.stateCheck(), "sms", a.Config.SMSProvider)
 	err := a.Telegram.Run(ctx)
 	a.Log.Info("otpgate stopped", "component", "app")
 	return err
@@ -299,6 +300,15 @@ func (a *App) Stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stateCheck names where the state lives, as /readyz and the start line
+// say it: "database" (PostgreSQL) or "store" (the data directory).
+func (a *App) stateCheck() string {
+	if a.Config.Database() {
+		return "database"
+	}
+	return "store"
 }
 
 // collectGarbage runs Badger's value-log GC every ten minutes until ctx
@@ -331,7 +341,7 @@ func (a *App) startOps() error {
 	ops, err := StartOps(OpsOptions{
 		Addr: a.Config.OpsListen, Registry: a.Registry, Logger: a.Log,
 		Checks: map[string]Check{
-			"store": a.Store.Ping,
+			a.stateCheck(): a.Store.Ping,
 			"telegram": func(context.Context) error {
 				if !a.Telegram.Reachable() {
 					return errors.New("telegram not reachable")
@@ -358,12 +368,17 @@ func (a *App) startOps() error {
 	return nil
 }
 
-// openStore derives the keys from the master key and opens the data
-// directory (or memory).
+// openStore derives the keys from the master key and opens the state:
+// PostgreSQL when OTPGATE_DATABASE_URL is set, else the data directory (or
+// memory).
 func openStore(cfg config.Config, deps Deps, log *slog.Logger) (*store.Store, keys.Set, error) {
 	ks, err := keys.Derive(cfg.MasterKey.Bytes())
 	if err != nil {
 		return nil, keys.Set{}, fmt.Errorf("OTPGATE_MASTER_KEY: %w", err)
+	}
+	if cfg.Database() {
+		s, err := openDatabase(cfg, deps, ks, log)
+		return s, ks, err
 	}
 	if !deps.InMemory {
 		if err := restrictPermissions(cfg.DataDir, log); err != nil {
@@ -383,10 +398,42 @@ func openStore(cfg config.Config, deps Deps, log *slog.Logger) (*store.Store, ke
 	if err != nil {
 		return nil, keys.Set{}, err
 	}
+	warnInterrupted(s, log)
+	return s, ks, nil
+}
+
+func warnInterrupted(s *store.Store, log *slog.Logger) {
 	if interrupted, err := s.InterruptedImport(); err == nil && interrupted {
 		log.Warn("an import was interrupted before it finished; run the same `otpgate import` again to complete it", "component", "store")
 	}
-	return s, ks, nil
+}
+
+// databaseConnectTimeout bounds connecting and migrating at start: a
+// replica that cannot reach its database fails and is restarted, rather
+// than hanging unready.
+const databaseConnectTimeout = 30 * time.Second
+
+// openDatabase opens the store in PostgreSQL, migrating the schema.
+func openDatabase(cfg config.Config, deps Deps, ks keys.Set, log *slog.Logger) (*store.Store, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), databaseConnectTimeout)
+	defer cancel()
+	db, err := pgkv.Open(ctx, pgkv.Options{URL: cfg.DatabaseURL.Reveal(), Key: ks.Rows, ReadOnly: deps.ReadOnly,
+		Logger: log.With("component", "database")})
+	if err != nil {
+		return nil, fmt.Errorf("OTPGATE_DATABASE_URL: %w", err)
+	}
+	s, err := store.Open(store.Options{
+		Backend: db, Dir: os.TempDir(), IndexKey: ks.Index, AuditKey: ks.Audit,
+		Logger: log.With("component", "store"), Now: deps.Now, ReadOnly: deps.ReadOnly,
+	})
+	if errors.Is(err, store.ErrWrongKey) {
+		return nil, fmt.Errorf("OTPGATE_MASTER_KEY does not open the database: it was written with another key: %w", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	warnInterrupted(s, log)
+	return s, nil
 }
 
 // Policy maps the configuration onto otp's limits.
