@@ -107,73 +107,81 @@ type Budget struct {
 	Interval time.Duration
 }
 
-// Reserve books the earliest moment, not before now, at which every budget
-// has a free slot, and returns it: the caller sends then. Each budget's
-// next free slot becomes that moment plus its interval. Callers on every
-// replica draw on the same budgets, so N replicas together stay within
-// one budget.
-func (s *Store) Reserve(ctx context.Context, budgets ...Budget) (time.Time, error) {
-	var at time.Time
-	err := s.update(ctx, func(txn kv.Txn) error {
-		at = s.now()
-		next := make([]int64, len(budgets))
-		for i, b := range budgets {
-			item, err := txn.Get(s.budgetKey(b.Name))
-			if errors.Is(err, kv.ErrKeyNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if err := item.Value(func(v []byte) error {
-				if len(v) == 8 {
-					next[i] = int64(binary.BigEndian.Uint64(v))
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			if t := time.Unix(0, next[i]); t.After(at) {
-				at = t
-			}
+// Reserve books a send slot against two budgets every replica shares: a
+// gate (one chat's) and a shared one (the bot's). If the gate's next free
+// moment is after now nothing is booked and wait says how long until then.
+// Otherwise it books t, the later of now and the shared budget's next free
+// moment, moves the shared budget to t+its interval and the gate to
+// t+its interval, and returns wait = t-now, booked. So N replicas together
+// stay within one budget, and a message waiting for its chat never holds
+// the bot's budget for others.
+func (s *Store) Reserve(ctx context.Context, gate, shared Budget) (wait time.Duration, booked bool, err error) {
+	err = s.update(ctx, func(txn kv.Txn) error {
+		now := s.now()
+		gateNext, err := s.budgetNext(txn, gate.Name)
+		if err != nil {
+			return err
 		}
-		for _, b := range budgets {
-			free := at.Add(b.Interval)
-			e := kv.NewEntry(s.budgetKey(b.Name), binary.BigEndian.AppendUint64(nil, uint64(free.UnixNano()))).
-				WithTTL(b.Interval + time.Minute)
-			if err := txn.SetEntry(e); err != nil {
-				return err
-			}
+		if gateNext.After(now) {
+			wait, booked = gateNext.Sub(now), false
+			return nil
 		}
+		at, err := s.budgetNext(txn, shared.Name)
+		if err != nil {
+			return err
+		}
+		if at.Before(now) {
+			at = now
+		}
+		if err := s.setBudget(txn, shared, at.Add(shared.Interval)); err != nil {
+			return err
+		}
+		if err := s.setBudget(txn, gate, at.Add(gate.Interval)); err != nil {
+			return err
+		}
+		wait, booked = at.Sub(now), true
 		return nil
 	})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("store: reserve a send slot: %w", err)
+		return 0, false, fmt.Errorf("store: reserve a send slot: %w", err)
 	}
-	return at, nil
+	return wait, booked, nil
 }
 
-// PushBack moves a budget's next free slot to until at the earliest (a 429
-// from Telegram with retry_after), for every replica.
-func (s *Store) PushBack(ctx context.Context, name string, until time.Time) error {
-	return s.update(ctx, func(txn kv.Txn) error {
-		key := s.budgetKey(name)
-		item, err := txn.Get(key)
-		switch {
-		case errors.Is(err, kv.ErrKeyNotFound):
-		case err != nil:
-			return err
-		default:
-			later := false
-			if err := item.Value(func(v []byte) error {
-				later = len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= until.UnixNano()
-				return nil
-			}); err != nil || later {
-				return err
-			}
+// budgetNext is a budget's next free moment (the zero time when none).
+func (s *Store) budgetNext(txn kv.Txn, name string) (time.Time, error) {
+	item, err := txn.Get(s.budgetKey(name))
+	if errors.Is(err, kv.ErrKeyNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	var next time.Time
+	err = item.Value(func(v []byte) error {
+		if len(v) == 8 {
+			next = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
 		}
-		ttl := time.Until(until) + time.Minute
-		return txn.SetEntry(kv.NewEntry(key, binary.BigEndian.AppendUint64(nil, uint64(until.UnixNano()))).WithTTL(max(ttl, time.Minute)))
+		return nil
+	})
+	return next, err
+}
+
+func (s *Store) setBudget(txn kv.Txn, b Budget, next time.Time) error {
+	ttl := max(time.Until(next), 0) + b.Interval + time.Minute
+	return txn.SetEntry(kv.NewEntry(s.budgetKey(b.Name), binary.BigEndian.AppendUint64(nil, uint64(next.UnixNano()))).WithTTL(ttl))
+}
+
+// PushBack moves a budget's next free moment to wait from now at the
+// earliest (Telegram answered 429 with retry_after), for every replica.
+func (s *Store) PushBack(ctx context.Context, b Budget, wait time.Duration) error {
+	return s.update(ctx, func(txn kv.Txn) error {
+		until := s.now().Add(wait)
+		next, err := s.budgetNext(txn, b.Name)
+		if err != nil || !next.Before(until) {
+			return err
+		}
+		return s.setBudget(txn, b, until)
 	})
 }
 

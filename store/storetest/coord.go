@@ -84,7 +84,8 @@ func testUpdateClaimedOnce(t *testing.T, e Engine) {
 }
 
 // Reservations from every replica at once share one budget: no two slots
-// of a budget are closer than its interval.
+// of the bot are closer than its interval, nor two of a chat closer than
+// the chat's; a busy chat books nothing and says how long to wait.
 func testReservationsShareOneBudget(t *testing.T, e Engine) {
 	clk := NewClock()
 	ss := e.replicas(t, 3, clk)
@@ -93,46 +94,53 @@ func testReservationsShareOneBudget(t *testing.T, e Engine) {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
-		slots = map[string][]time.Time{}
+		slots = map[string][]time.Duration{}
 	)
 	for i := range 30 {
 		wg.Go(func() {
-			chat := store.Budget{Name: fmt.Sprintf("chat:%d", i%4), Interval: time.Second}
-			at, err := ss[i%3].Reserve(ctx, bot, chat)
-			if err != nil {
-				t.Error(err)
+			chat := store.Budget{Name: fmt.Sprintf("chat:%d", i), Interval: time.Second}
+			wait, booked, err := ss[i%3].Reserve(ctx, chat, bot)
+			if err != nil || !booked {
+				t.Errorf("reserve: %v %v", booked, err)
 				return
 			}
 			mu.Lock()
-			slots["bot"] = append(slots["bot"], at)
-			slots[chat.Name] = append(slots[chat.Name], at)
+			slots["bot"] = append(slots["bot"], wait)
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	for name, ts := range slots {
-		slices.SortFunc(ts, time.Time.Compare)
-		want := bot.Interval
-		if name != "bot" {
-			want = time.Second
-		}
-		for i := 1; i < len(ts); i++ {
-			if d := ts[i].Sub(ts[i-1]); d < want {
-				t.Fatalf("%s: slots %v apart, want at least %v", name, d, want)
-			}
+	ts := slots["bot"]
+	slices.Sort(ts)
+	for i := 1; i < len(ts); i++ {
+		if d := ts[i] - ts[i-1]; d < bot.Interval {
+			t.Fatalf("bot slots %v apart, want at least %v", d, bot.Interval)
 		}
 	}
-	if len(slots["bot"]) != 30 {
-		t.Fatalf("%d reservations", len(slots["bot"]))
+	if len(ts) != 30 || ts[0] != 0 {
+		t.Fatalf("%d reservations, first after %v", len(ts), first(ts))
 	}
-	// A 429 pushes the budget back for everyone.
-	until := clk.Now().Add(time.Hour)
-	if err := ss[0].PushBack(ctx, "bot", until); err != nil {
+	// The chat just booked is busy for its interval: nothing is booked.
+	chat := store.Budget{Name: "chat:0", Interval: time.Second}
+	wait, booked, err := ss[1].Reserve(ctx, chat, bot)
+	if err != nil || booked || wait <= 0 || wait > 2*time.Second {
+		t.Fatalf("a busy chat: wait %v, booked %v, %v", wait, booked, err)
+	}
+	// A 429 pushes the chat back for every replica.
+	clk.Add(2 * time.Second)
+	if err := ss[0].PushBack(ctx, chat, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if at, err := ss[1].Reserve(ctx, bot); err != nil || at.Before(until) {
-		t.Fatalf("after a push back: %v, %v", at, err)
+	if wait, booked, err := ss[2].Reserve(ctx, chat, bot); err != nil || booked || wait < 59*time.Minute {
+		t.Fatalf("after a push back: wait %v, booked %v, %v", wait, booked, err)
 	}
+}
+
+func first[T any](s []T) (z T) {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return z
 }
 
 // One holder at a time; renewals keep it; another takes over when it ends
