@@ -110,15 +110,20 @@ func (s *Store) Import(ctx context.Context, src RowSource) (ImportSummary, error
 		return ImportSummary{}, err
 	}
 	var sum ImportSummary
-	if empty {
+	if empty && s.bdb != nil {
+		// Badger, held by this process alone: nobody reads a first load
+		// before it is checked, so it is written and checked in one pass.
 		sum, err = s.importFresh(ctx, src)
 	} else {
+		// Records stored, or an engine that replicas read while this
+		// runs: check the whole file first, so that a bad file writes
+		// nothing anybody could see.
 		sum, err = s.checkImport(ctx, src)
 		if err == nil {
 			err = s.setImportMarker(ctx, markerUpdate)
 		}
 		if err == nil {
-			err = s.writeImport(ctx, src, &sum)
+			err = s.writeImport(ctx, src, &sum, empty)
 		}
 	}
 	if err != nil {
@@ -272,18 +277,15 @@ func (s *Store) encodeRow(r *ImportRow) (encodedRow, error) {
 	return e, err
 }
 
-// set writes the record and its index entries.
-func (e encodedRow) set(wb kv.WriteBatch) error {
-	if err := wb.Set(join([]byte{pfxRecord}, e.rh), e.val); err != nil {
-		return err
-	}
-	if err := wb.Set(join([]byte{pfxMobileIdx}, e.mh, e.rh), nil); err != nil {
-		return err
-	}
+// writes are the record and its index entries, after the removals in
+// before: one group, which a reader sees whole or not at all.
+func (e encodedRow) writes(before ...kv.Write) []kv.Write {
+	g := append(before, kv.Write{Key: join([]byte{pfxRecord}, e.rh), Value: e.val},
+		kv.Write{Key: join([]byte{pfxMobileIdx}, e.mh, e.rh)})
 	if e.ih != nil {
-		return wb.Set(join([]byte{pfxIDIdx}, e.ih, e.rh), nil)
+		g = append(g, kv.Write{Key: join([]byte{pfxIDIdx}, e.ih, e.rh)})
 	}
-	return nil
+	return g
 }
 
 // setRow writes one row's record and index entries.
@@ -292,7 +294,7 @@ func (s *Store) setRow(wb kv.WriteBatch, r *ImportRow) error {
 	if err != nil {
 		return err
 	}
-	return e.set(wb)
+	return wb.Write(e.writes()...)
 }
 
 // freshLoadConsistent reports whether a first load of rows records obeys
@@ -560,7 +562,9 @@ func isEmpty(txn kv.Txn, pfx byte) (bool, error) {
 	return !it.Valid(), nil
 }
 
-func (s *Store) writeImport(ctx context.Context, src RowSource, sum *ImportSummary) error {
+// writeImport is the write pass after a check pass. fresh says the store
+// held no records when the import began: nothing to compare with.
+func (s *Store) writeImport(ctx context.Context, src RowSource, sum *ImportSummary, fresh bool) error {
 	wb := s.kv.NewWriteBatch(ctx)
 	defer wb.Cancel()
 	read, err := s.kv.NewReadTxn(ctx) // snapshot from before this pass
@@ -578,37 +582,33 @@ func (s *Store) writeImport(ctx context.Context, src RowSource, sum *ImportSumma
 		if err != nil {
 			return err
 		}
+		if fresh {
+			sum.Added++
+			return wb.Write(e.writes()...)
+		}
 		rec, val, rh := e.rec, e.val, e.rh
-		existed := false
 		old, err := getRecord(read, rh)
 		switch {
 		case errors.Is(err, ErrNotFound):
+			sum.Added++
+			return wb.Write(e.writes()...)
 		case err != nil:
 			return err
-		default:
-			oldVal, _ := encodeRecord(&old)
-			if bytes.Equal(oldVal, val) {
-				sum.Unchanged++
-				return nil
-			}
-			existed = true
-			if old.Mobile != rec.Mobile {
-				if err := wb.Delete(join([]byte{pfxMobileIdx}, s.mobileHash(old.Mobile), rh)); err != nil {
-					return err
-				}
-			}
-			if old.IDKey != "" && old.IDKey != rec.IDKey {
-				if err := wb.Delete(join([]byte{pfxIDIdx}, mustHex(old.IDKey), rh)); err != nil {
-					return err
-				}
-			}
 		}
-		if existed {
-			sum.Updated++
-		} else {
-			sum.Added++
+		oldVal, _ := encodeRecord(&old)
+		if bytes.Equal(oldVal, val) {
+			sum.Unchanged++
+			return nil
 		}
-		return e.set(wb)
+		sum.Updated++
+		var drop []kv.Write
+		if old.Mobile != rec.Mobile {
+			drop = append(drop, kv.Write{Key: join([]byte{pfxMobileIdx}, s.mobileHash(old.Mobile), rh), Delete: true})
+		}
+		if old.IDKey != "" && old.IDKey != rec.IDKey {
+			drop = append(drop, kv.Write{Key: join([]byte{pfxIDIdx}, mustHex(old.IDKey), rh), Delete: true})
+		}
+		return wb.Write(e.writes(drop...)...)
 	})
 	if err != nil {
 		return fmt.Errorf("store: import write: %w", err)

@@ -47,7 +47,25 @@ func (d *DB) NewReadTxn(ctx context.Context) (kv.ReadTxn, error) {
 	return readTxn{txn{d.db.NewTransaction(false)}}, nil
 }
 
-func (d *DB) NewWriteBatch(context.Context) kv.WriteBatch { return d.db.NewWriteBatch() }
+func (d *DB) NewWriteBatch(context.Context) kv.WriteBatch { return batch{d.db.NewWriteBatch()} }
+
+// batch is Badger's own WriteBatch; a group is written in order.
+type batch struct{ *badger.WriteBatch }
+
+func (b batch) Write(group ...kv.Write) error {
+	for _, w := range group {
+		var err error
+		if w.Delete {
+			err = b.Delete(w.Key)
+		} else {
+			err = b.Set(w.Key, w.Value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (d *DB) DropPrefix(_ context.Context, prefixes ...[]byte) error {
 	return d.db.DropPrefix(prefixes...)

@@ -151,6 +151,12 @@ type IteratorOptions struct {
 // DefaultIteratorOptions visit every key, prefetching values.
 var DefaultIteratorOptions = IteratorOptions{PrefetchValues: true, PrefetchSize: 100}
 
+// Write is one write of a group: a set, or a delete when Delete is true.
+type Write struct {
+	Key, Value []byte
+	Delete     bool
+}
+
 // Entry is a write with options.
 type Entry struct {
 	Key, Value []byte
@@ -164,10 +170,18 @@ func NewEntry(key, value []byte) *Entry { return &Entry{Key: key, Value: value} 
 // WithTTL sets the entry's TTL.
 func (e *Entry) WithTTL(d time.Duration) *Entry { e.TTL = d; return e }
 
-// WriteBatch is a bulk writer (Backend.NewWriteBatch).
+// WriteBatch is a bulk writer (Backend.NewWriteBatch). Its methods are
+// safe for concurrent use, except Flush and Cancel, which run after every
+// other call has returned.
 type WriteBatch interface {
 	Set(key, value []byte) error
 	Delete(key []byte) error
+	// Write applies one group of writes (a record and its index entries)
+	// in order. An engine that other processes read while the batch runs
+	// (PostgreSQL) applies a group in one transaction, so that a reader
+	// sees all of it or none; Badger may split a group, which no reader
+	// sees, because the store holds its directory alone while it imports.
+	Write(group ...Write) error
 	// Flush applies what is left and waits for every write.
 	Flush() error
 	// Cancel drops what is not yet applied.

@@ -68,13 +68,14 @@ func (b *batch) failed() error {
 	return b.err
 }
 
-func (b *batch) add(o op) error {
+// add appends the ops of one group; a chunk never splits a group.
+func (b *batch) add(ops ...op) error {
 	b.mu.Lock()
 	if b.err != nil {
 		b.mu.Unlock()
 		return b.err
 	}
-	b.buf = append(b.buf, o)
+	b.buf = append(b.buf, ops...)
 	var ready []op
 	if len(b.buf) >= batchRows {
 		ready, b.buf = b.buf, make([]op, 0, batchRows)
@@ -109,6 +110,21 @@ func (b *batch) Delete(key []byte) error {
 		return kv.ErrReadOnly
 	}
 	return b.add(op{k: append([]byte{}, key...), del: true})
+}
+
+// Write buffers a group so that one transaction applies all of it.
+func (b *batch) Write(group ...kv.Write) error {
+	if b.d.readOnly {
+		return kv.ErrReadOnly
+	}
+	ops := make([]op, len(group))
+	for i, w := range group {
+		ops[i] = op{k: append([]byte{}, w.Key...), del: w.Delete}
+		if !w.Delete {
+			ops[i].v = b.d.seal(w.Key, w.Value)
+		}
+	}
+	return b.add(ops...)
 }
 
 // Flush applies what is buffered and waits for the flusher.
