@@ -118,7 +118,7 @@ func (s *Store) Import(ctx context.Context, src RowSource) (ImportSummary, error
 		// Records stored, or an engine that replicas read while this
 		// runs: check the whole file first, so that a bad file writes
 		// nothing anybody could see.
-		sum, err = s.checkImport(ctx, src)
+		sum, err = s.checkImport(ctx, src, nil)
 		if err == nil {
 			err = s.setImportMarker(ctx, markerUpdate)
 		}
@@ -247,7 +247,7 @@ func (s *Store) importFresh(ctx context.Context, src RowSource) (ImportSummary, 
 			return sum, err
 		}
 		// Name every bad row, as a store without records sees the file.
-		csum, err := s.checkImport(ctx, src)
+		csum, err := s.checkImport(ctx, src, nil)
 		if err == nil {
 			// Unreachable unless the source changed between passes.
 			return csum, errors.New("store: import: the rows changed between passes")
@@ -369,7 +369,10 @@ func (s *Store) noRecords(ctx context.Context) (bool, error) {
 // which sorts them; walking it in key order finds repeated reference ids
 // and counts each mobile's rows, and a merge with the stored mobile index
 // (also in key order) adds the beneficiaries already stored.
-func (s *Store) checkImport(ctx context.Context, src RowSource) (ImportSummary, error) {
+// With absent set (a replacement: the file is the complete set), stored
+// records the file does not name do not count towards a mobile's limit,
+// and once the file passes, absent receives their keyed reference hashes.
+func (s *Store) checkImport(ctx context.Context, src RowSource, absent *[][]byte) (ImportSummary, error) {
 	var (
 		sum ImportSummary
 		bad ImportError
@@ -403,7 +406,10 @@ func (s *Store) checkImport(ctx context.Context, src RowSource) (ImportSummary, 
 	}
 	err = tmp.View(ctx, func(scratch kv.Txn) error {
 		return s.kv.View(ctx, func(txn kv.Txn) error {
-			return s.checkScratch(ctx, scratch, txn, &bad)
+			if err := s.checkScratch(ctx, scratch, txn, &bad, absent != nil); err != nil || bad.Total > 0 || absent == nil {
+				return err
+			}
+			return collectAbsent(ctx, scratch, txn, absent)
 		})
 	})
 	if err != nil {
@@ -468,7 +474,9 @@ func scratchLine(k []byte) int { return int(binary.BigEndian.Uint32(k[len(k)-4:]
 // MaxPerMobile rows (not counting repeats) stand and later ones are
 // refused; a mobile whose rows and stored beneficiaries (those the file
 // does not name) exceed MaxPerMobile is reported at its first row.
-func (s *Store) checkScratch(ctx context.Context, scratch, txn kv.Txn, bad *ImportError) error {
+//
+// fileOnly (a replacement) counts a mobile's rows in the file alone.
+func (s *Store) checkScratch(ctx context.Context, scratch, txn kv.Txn, bad *ImportError, fileOnly bool) error {
 	// Repeated reference ids: same ref hash, in line order.
 	dups := map[int]bool{} // lines of repeats; bounded below
 	var (
@@ -505,7 +513,7 @@ func (s *Store) checkScratch(ctx context.Context, scratch, txn kv.Txn, bad *Impo
 		first int
 	)
 	flush := func() error {
-		if group == nil || count > MaxPerMobile {
+		if group == nil || count > MaxPerMobile || fileOnly {
 			return nil
 		}
 		// Beneficiaries already stored on this mobile count too, unless
@@ -549,6 +557,34 @@ func (s *Store) checkScratch(ctx context.Context, scratch, txn kv.Txn, bad *Impo
 		count++ // past MaxPerMobile: the stored ones need not be counted
 	}
 	return flush()
+}
+
+// collectAbsent appends the reference hash of every stored record whose
+// reference the scratch database (the file) does not hold: both walks are
+// in key order.
+func collectAbsent(ctx context.Context, scratch, txn kv.Txn, absent *[][]byte) error {
+	refs := scratch.NewIterator(kv.IteratorOptions{Prefix: []byte{scratchRef}})
+	defer refs.Close()
+	it := txn.NewIterator(kv.IteratorOptions{Prefix: []byte{pfxRecord}})
+	defer it.Close()
+	i := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		if i++; i%65536 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		k := it.Item().Key()
+		if len(k) != 1+hashLen {
+			continue
+		}
+		p := join([]byte{scratchRef}, k[1:])
+		refs.Seek(p)
+		if !refs.ValidForPrefix(p) {
+			*absent = append(*absent, bytes.Clone(k[1:]))
+		}
+	}
+	return nil
 }
 
 func sortProblems(p []ImportProblem) {
@@ -644,8 +680,8 @@ func (s *Store) importMarker(ctx context.Context) (byte, error) {
 		}
 		return item.Value(func(v []byte) error {
 			m = markerUpdate
-			if len(v) == 1 && v[0] == markerFresh {
-				m = markerFresh
+			if len(v) == 1 && (v[0] == markerFresh || v[0] == markerRemove) {
+				m = v[0]
 			}
 			return nil
 		})

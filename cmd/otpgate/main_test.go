@@ -277,3 +277,65 @@ func TestAuditVerifyNamesTheAlteredEntry(t *testing.T) {
 		t.Fatalf("verify after tampering: exit %d, %s", rc, errb)
 	}
 }
+
+func TestImportRemoveAndReplace(t *testing.T) {
+	dir := t.TempDir()
+	key := "OTPGATE_MASTER_KEY=" + hex.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	data := "OTPGATE_DATA_DIR=" + filepath.Join(dir, "data")
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	row := func(ref, name, mobile string) string {
+		return `{"reference_id":"` + ref + `","name":"` + name + `","birth_year":1987,"gender":"F","mobile":"` + mobile + `","id_type":"aadhaar","id_number":"2341234123` + ref[12:] + `"}` + "\n"
+	}
+	cmd := func(args ...string) (int, string, string) {
+		e, out, errb := testEnv(key, data)
+		rc := run(context.Background(), args, e)
+		return rc, out.String(), errb.String()
+	}
+	all := write("all.jsonl", row("12345678901201", "Asha", "9876543201")+row("12345678901202", "Ravi", "9876543202")+row("12345678901203", "Meena", "9876543203"))
+	if rc, out, errb := cmd("import", all); rc != 0 {
+		t.Fatalf("import: %d %s %s", rc, out, errb)
+	}
+
+	// A bad removal list: every bad line named, nothing removed.
+	badList := write("bad.txt", "reference_id\n12345678901201\n99999999999999\nnot-an-id\n12345678901201\n")
+	rc, out, errb := cmd("import", "--remove", badList)
+	if rc != 1 || !strings.Contains(errb, "nothing was removed") {
+		t.Fatalf("bad removal: %d %s %s", rc, out, errb)
+	}
+	for _, want := range []string{"line 3: reference_id: no stored record has it", "line 4:", "line 5: reference_id repeats line 2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "99999999999999") || strings.Contains(out, "not-an-id") {
+		t.Errorf("a problem quotes the file:\n%s", out)
+	}
+	if _, out, _ := cmd("import", all); !strings.Contains(out, "3 unchanged") {
+		t.Fatalf("a refused removal changed the store: %s", out)
+	}
+
+	list := write("remove.txt", "12345678901201\n")
+	if rc, out, errb := cmd("import", "--remove", list); rc != 0 || !strings.Contains(out, "removed 1 records (1 lines)") {
+		t.Fatalf("remove: %d %s %s", rc, out, errb)
+	}
+	// The file is the complete set: Meena goes, Ravi changes, Nisha comes.
+	set := write("set.jsonl", row("12345678901202", "Ravi K", "9876543202")+row("12345678901204", "Nisha", "9876543204"))
+	if rc, out, errb := cmd("import", "--replace", set); rc != 0 || !strings.Contains(out, "1 added, 1 updated, 0 unchanged, 1 removed") {
+		t.Fatalf("replace: %d %s %s", rc, out, errb)
+	}
+	if _, out, _ := cmd("import", "--replace", set); !strings.Contains(out, "0 added, 0 updated, 2 unchanged, 0 removed") {
+		t.Fatalf("replace again: %s", out)
+	}
+	if rc, _, errb := cmd("import", "--replace", "--remove", set); rc != 2 || !strings.Contains(errb, "exclude each other") {
+		t.Fatalf("both flags: %d %s", rc, errb)
+	}
+	if _, out, _ := cmd("audit", "verify"); !strings.Contains(out, "audit chain intact") {
+		t.Fatalf("audit verify: %s", out)
+	}
+}

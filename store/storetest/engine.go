@@ -77,6 +77,8 @@ func Run(t *testing.T, e Engine) {
 		{"ImportIdempotentAndUpdates", testImportIdempotentAndUpdates},
 		{"ImportFirstLoadRejectsAndChangesNothing", testImportFirstLoadRejectsAndChangesNothing},
 		{"ImportInterruptedResumes", testImportInterruptedResumes},
+		{"RemoveRecords", testRemoveRecords},
+		{"ReplaceRecords", testReplaceRecords},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, e) })
 	}
