@@ -77,8 +77,11 @@ const (
 //     nothing is held.
 //   - The storage fails: it returns that error, and nothing is held.
 //
-// The hold must end if its holder's process dies (a row lock or an
-// advisory lock ends with its connection), or that user is stuck.
+// ctx bounds the wait and Acquire's own storage calls, not the hold: the
+// hold lasts until release is called, whatever becomes of ctx (a database/sql
+// transaction begun with ctx would end with it: begin it without ctx's
+// cancellation). The hold must end if its holder's process dies (a row lock
+// or an advisory lock ends with its connection), or that user is stuck.
 //
 // Release(ctx, next) saves *next as user's state — nil leaves the saved
 // state as it was — and ends the hold, as one step: the next Acquire of
