@@ -10,14 +10,14 @@ import (
 // vaccination status for a record the grant covers (a chooser when there
 // are several). Beneficiaries only: a staff grant never yields a proof.
 func (c *conv) certificate() {
-	if c.e.o.Certifier == nil || c.s.grant.ID == "" || c.s.grantAudience != store.AudienceBeneficiary {
+	if c.e.o.Certifier == nil || c.s.Grant.ID == "" || c.s.GrantAudience != store.AudienceBeneficiary {
 		c.say(msgCertificateNeedsCode)
 		return
 	}
-	sums, err := c.e.o.Records.Summaries(c.ctx, c.s.grant)
+	sums, err := c.e.o.Records.Summaries(c.ctx, c.s.Grant)
 	switch {
 	case errors.Is(err, store.ErrNoGrant):
-		c.s.grant = store.GrantRef{}
+		c.s.Grant = store.GrantRef{}
 		c.say(msgCertificateNeedsCode)
 		return
 	case err != nil:
@@ -31,7 +31,7 @@ func (c *conv) certificate() {
 		c.certify(sums[0].Handle)
 		return
 	}
-	c.e.releases.WithLabelValues(string(c.s.grantAudience), "list").Inc()
+	c.e.releases.WithLabelValues(string(c.s.GrantAudience), "list").Inc()
 	r := c.say(msgCertificateChoose)
 	r.Sensitive, r.DeleteAfter = true, c.e.o.ReleaseTTL // names are record fields
 	for _, s := range sums {
@@ -41,14 +41,14 @@ func (c *conv) certificate() {
 
 // certify issues the proof for handle and sends its QR code.
 func (c *conv) certify(handle string) {
-	if c.e.o.Certifier == nil || c.s.grant.ID == "" || c.s.grantAudience != store.AudienceBeneficiary {
+	if c.e.o.Certifier == nil || c.s.Grant.ID == "" || c.s.GrantAudience != store.AudienceBeneficiary {
 		c.say(msgCertificateNeedsCode)
 		return
 	}
-	cert, err := c.e.o.Certifier.Certify(c.ctx, c.s.grant, handle)
+	cert, err := c.e.o.Certifier.Certify(c.ctx, c.s.Grant, handle)
 	switch {
 	case errors.Is(err, store.ErrNoGrant), errors.Is(err, store.ErrNotBeneficiary):
-		c.s.grant = store.GrantRef{}
+		c.s.Grant = store.GrantRef{}
 		c.say(msgCertificateNeedsCode)
 		return
 	case err != nil:
@@ -56,7 +56,7 @@ func (c *conv) certify(handle string) {
 		c.say(msgCertificateFailed)
 		return
 	}
-	c.e.releases.WithLabelValues(string(c.s.grantAudience), "proof").Inc()
+	c.e.releases.WithLabelValues(string(c.s.GrantAudience), "proof").Inc()
 	r := c.say(msgCertificateCaption, statusName(c.lang, cert.Status), cert.Doses, cert.Expires.In(ist).Format("2006-01-02"))
 	r.Photo, r.PhotoText = cert.PNG, cert.Text
 }

@@ -95,7 +95,7 @@ func (c *conv) privacy() {
 
 func (c *conv) lookupCommand(arg string) {
 	if arg == "" {
-		c.s.state = stateAwaitMobile
+		c.s.State = ConvAwaitMobile
 		c.say(msgAskMobile).ContactButton = text(c.lang, msgShareButton)
 		return
 	}
@@ -103,18 +103,18 @@ func (c *conv) lookupCommand(arg string) {
 }
 
 func (c *conv) cancel() {
-	if c.s.state == stateIdle {
+	if c.s.State == ConvIdle {
 		c.say(msgNothingToCancel)
 		return
 	}
 	aud := store.AudienceBeneficiary
-	if c.s.state == stateAwaitStaffCode {
+	if c.s.State == ConvAwaitStaffCode {
 		aud = store.AudienceStaff
 	}
 	if err := c.e.o.Gate.Cancel(c.ctx, c.requester(), aud); err != nil {
 		c.e.log.Warn("cancel", "err", err)
 	}
-	c.s.state = stateIdle
+	c.s.State = ConvIdle
 	c.say(msgCancelled).RemoveKeyboard = true
 }
 

@@ -9,7 +9,9 @@
 //
 // Files by concept: protocol.go (what adapters exchange with the engine),
 // engine.go (options, the engine and its dependencies), session.go (what it
-// remembers of a user, flood control), commands.go (the one command table),
+// remembers of a user, the Sessions contract that keeps it, flood control),
+// memsessions.go (Sessions within one process), commands.go (the one
+// command table),
 // private.go (the beneficiary's flow), group.go (helpdesk groups and
 // staff), history.go, messages*.go (catalogues).
 package bot
@@ -20,14 +22,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/ulule/limiter/v3"
-	"github.com/ulule/limiter/v3/drivers/store/memory"
 
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/pii"
@@ -92,12 +91,20 @@ type Options struct {
 	CodeTTL    time.Duration
 	// ReleaseTTL is how long a message with record fields stays in the chat.
 	ReleaseTTL time.Duration
-	// IdleTTL forgets a conversation after this long without messages.
+	// IdleTTL forgets a conversation after this long without messages
+	// (default an hour): an update whose session was last seen longer ago,
+	// on Now, starts over.
 	IdleTTL time.Duration
 	// FloodPerMinute caps the messages one user may send per minute; past
 	// it the user is told once to slow down and then ignored until the
-	// minute is over. Default 20.
+	// minute is over. Default 20. It is counted in the session, so it
+	// holds across every engine that shares Sessions.
 	FloodPerMinute int
+	// Sessions keeps each user's session and serialises their updates;
+	// share one between replicas. Nil keeps sessions in this process,
+	// retained for IdleTTL (at least a minute). What the engine does when
+	// it fails is in Handle's documentation.
+	Sessions Sessions
 	// StaffUsers may look records up on a caller's behalf, in StaffChats
 	// (group chats) only, and always with the owner's code.
 	StaffUsers map[int64]string // Telegram user id → the label beneficiaries see
@@ -135,23 +142,18 @@ func (o *Options) validate() error {
 	return errors.Join(errs...)
 }
 
-// Engine is safe for concurrent use; updates of one user are handled one at
-// a time, in the order Handle is called.
+// Engine is safe for concurrent use. Updates of one user are handled one at
+// a time across every engine that shares its Sessions, in the order the
+// Sessions grants its hold (the in-process one: the order Handle is called).
 type Engine struct {
 	o          Options
 	log        *slog.Logger
-	flood      *limiter.Limiter
+	sessions   Sessions
 	staffUsers map[int64]string
 	staffChats map[int64]bool
 	releases   *prometheus.CounterVec
 	floods     prometheus.Counter
-
-	mu       sync.Mutex
-	sessions map[int64]*session
-	swept    time.Time
 }
-
-// session is what the engine remembers of one chat user. It holds no record
 
 // maxText bounds what the engine reads of a message; Telegram's own limit
 // is 4096 characters.
@@ -162,9 +164,12 @@ func New(o Options) (*Engine, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
-	flood := limiter.New(memory.NewStore(), limiter.Rate{Period: time.Minute, Limit: int64(o.FloodPerMinute)})
+	sessions := o.Sessions
+	if sessions == nil {
+		sessions = newMemSessions(max(o.IdleTTL, floodWindow), o.Now)
+	}
 	f := promauto.With(o.Registerer)
-	e := &Engine{o: o, log: o.Logger.With("component", "bot"), flood: flood, sessions: map[int64]*session{},
+	e := &Engine{o: o, log: o.Logger.With("component", "bot"), sessions: sessions,
 		staffUsers: map[int64]string{}, staffChats: map[int64]bool{},
 		releases: f.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_releases_total",
 			Help: "Messages that carried record fields, by audience and kind (list, record, history)."}, []string{"audience", "kind"}),
@@ -182,31 +187,117 @@ func New(o Options) (*Engine, error) {
 
 // Handle processes one update and returns what to send. It never panics out:
 // a failure becomes a polite reply.
-func (e *Engine) Handle(ctx context.Context, u Update) (out []Reply) {
-	s := e.session(u.UserID)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lang := s.language(u.Lang)
+//
+// It holds the user's session (Sessions.Acquire) while it handles u and
+// saves the new state as it lets go. When the session cannot be had (the
+// storage fails, or ctx ends while another update of the user is being
+// handled), the user is asked to try later: a button press is answered,
+// a helpdesk group still has numbers typed into it deleted, and nothing
+// else happens — no code is asked for or checked, nothing is remembered,
+// the message is not counted against the flood limit.
+//
+// When the new state cannot be saved, the error is logged and the replies
+// are still returned. They report what has already happened — a code sent,
+// a grant minted and its release audited — and withholding them would undo
+// none of it, only keep from the user what their code entitles them to.
+// What is lost is the step: the user's next update finds the state before
+// this one, so, for one, after a code whose grant was not remembered the
+// record buttons say they have expired and the user asks for a new code.
+// An unremembered grant is no leak: only its reference presents it, nobody
+// else holds that, and it expires on its own. When a handler panics, the
+// state saved is the one before it ran, with the update counted.
+func (e *Engine) Handle(ctx context.Context, u Update) []Reply {
+	st, release, err := e.acquire(ctx, u.UserID)
+	if err != nil {
+		e.log.Error("session unavailable", "err", err)
+		return e.unavailable(ctx, u)
+	}
+	next, out := e.converse(ctx, u, st)
+	// Save even when ctx is done: the update was handled.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
+	defer cancel()
+	if err := e.release(sctx, release, &next); err != nil {
+		e.log.Error("session not saved", "err", err)
+	}
+	return out
+}
+
+// saveTimeout bounds the save at the end of an update.
+const saveTimeout = 10 * time.Second
+
+// converse handles u in the session st and returns the state to save and
+// the replies.
+func (e *Engine) converse(ctx context.Context, u Update, st SessionState) (next SessionState, out []Reply) {
+	now := e.o.Now()
+	st.normalize()
+	if now.Sub(st.LastSeen) > e.o.IdleTTL {
+		st = st.afterIdle()
+	}
+	st.LastSeen = now
+	lang := st.language(u.Lang)
+	c := &conv{e: e, s: &st, u: u, lang: lang, ctx: ctx}
+	if c.flooding(now) {
+		return st, c.out
+	}
+	counted := st
 	defer func() {
 		if p := recover(); p != nil {
 			e.log.Error("handler panicked", "panic", fmt.Sprint(p))
-			out = []Reply{{ChatID: u.ChatID, Text: text(lang, msgTryLater), AnswerCallback: callbackID(u)}}
+			next, out = counted, []Reply{{ChatID: u.ChatID, Text: text(lang, msgTryLater), AnswerCallback: callbackID(u)}}
 		}
 	}()
-	c := &conv{e: e, s: s, u: u, lang: lang, ctx: ctx}
-	if c.flooding() {
-		return c.out
-	}
 	c.handle()
-	return c.out
+	return st, c.out
 }
 
-// flooding applies the per-user message cap. Button presses are still
+// acquire is Sessions.Acquire with a panic of the implementation made an
+// error, so that Handle keeps its promise never to panic out.
+func (e *Engine) acquire(ctx context.Context, user int64) (st SessionState, release Release, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("bot: sessions panicked: %v", p)
+		}
+	}()
+	st, release, err = e.sessions.Acquire(ctx, user)
+	if err == nil && release == nil {
+		err = errors.New("bot: sessions returned no release")
+	}
+	return st, release, err
+}
+
+// release calls release, with a panic made an error.
+func (e *Engine) release(ctx context.Context, release Release, next *SessionState) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("bot: session release panicked: %v", p)
+		}
+	}()
+	return release(ctx, next)
+}
+
+// unavailable answers u when its session cannot be had. It reads no state,
+// asks neither the Gate nor the Records anything, and remembers nothing.
+func (e *Engine) unavailable(ctx context.Context, u Update) []Reply {
+	st := SessionState{}
+	c := &conv{e: e, s: &st, u: u, lang: st.language(u.Lang), ctx: ctx}
+	switch {
+	case u.Callback != nil:
+		c.say(msgTryLater).AnswerCallback = u.Callback.ID
+	case u.ChatKind == ChatPrivate && !u.Edited:
+		c.say(msgTryLater)
+	case u.ChatKind == ChatGroup && e.staffChats[u.ChatID]:
+		if _, _, isCmd := findCommand(u.Text); isCmd && !u.Edited && !u.Caption && !u.AddedToGroup {
+			c.say(msgTryLater)
+		}
+		c.hygiene()
+	}
+	return c.out
+}
 
 // conv is one update being handled.
 type conv struct {
 	e    *Engine
-	s    *session
+	s    *SessionState
 	u    Update
 	lang string
 	ctx  context.Context

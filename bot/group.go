@@ -155,6 +155,6 @@ func (c *conv) redeemLink(token string) {
 		c.say(msgTryLater)
 		return
 	}
-	c.s.state, c.s.staffTag = stateAwaitStaffCode, tag
+	c.s.State, c.s.StaffTag = ConvAwaitStaffCode, tag
 	c.say(msgStaffEnterCode, c.e.o.CodeLength)
 }

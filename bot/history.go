@@ -10,14 +10,14 @@ import (
 
 // history shows the beneficiary every release of their records.
 func (c *conv) history() {
-	if c.s.grant.ID == "" {
+	if c.s.Grant.ID == "" {
 		c.say(msgHistoryNeedsCode)
 		return
 	}
-	acc, err := c.e.o.Records.History(c.ctx, c.s.grant, 20)
+	acc, err := c.e.o.Records.History(c.ctx, c.s.Grant, 20)
 	switch {
 	case errors.Is(err, store.ErrNoGrant):
-		c.s.grant = store.GrantRef{}
+		c.s.Grant = store.GrantRef{}
 		c.say(msgHistoryNeedsCode)
 		return
 	case err != nil:

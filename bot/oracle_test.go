@@ -48,7 +48,7 @@ func oracleCaps(c *config.Config) {
 	c.WrongCodesPerMobileHour, c.WrongCodesPerRequesterHour = 4, 8
 	c.RequestsPerRequesterHour, c.StaffRequestsPerHour = 6, 8
 	c.SendsPerPrefixHour, c.GlobalSMSPerHour = 10, 14
-	c.FloodPerMinute = 1 << 30 // wall-clock flood control is not under test
+	c.FloodPerMinute = 1 << 30 // flood control is not under test (TestFloodControl is)
 	c.StaffUsers, c.StaffChats = config.StaffUsers{{ID: oracleStaff, Label: "desk 3"}}, []int64{oracleGroup}
 }
 

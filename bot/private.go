@@ -14,16 +14,16 @@ func (c *conv) text() {
 	t := c.u.Text
 	if code, ok := pii.ParseCode(t, c.e.o.CodeLength); ok {
 		aud := store.AudienceBeneficiary
-		if c.s.state == stateAwaitStaffCode {
+		if c.s.State == ConvAwaitStaffCode {
 			aud = store.AudienceStaff
 		}
 		c.verify(code, aud)
 		return
 	}
-	switch c.s.state {
-	case stateAwaitMobile:
+	switch c.s.State {
+	case ConvAwaitMobile:
 		c.lookupMobile(t)
-	case stateAwaitCode, stateAwaitStaffCode:
+	case ConvAwaitCode, ConvAwaitStaffCode:
 		c.say(msgNotCode, c.e.o.CodeLength)
 	default:
 		if _, err := pii.ParseMobile(t); err == nil {
@@ -54,7 +54,7 @@ func (c *conv) lookupMobile(input string) { c.requestMobile(input, false) }
 func (c *conv) requestMobile(input string, provedByContact bool) {
 	m, err := pii.ParseMobile(input)
 	if err != nil {
-		c.s.state = stateAwaitMobile
+		c.s.State = ConvAwaitMobile
 		c.say(msgNotMobile)
 		return
 	}
@@ -70,7 +70,7 @@ func (c *conv) requestMobile(input string, provedByContact bool) {
 		c.say(msgTryLater)
 		return
 	}
-	c.s.state = stateAwaitCode
+	c.s.State = ConvAwaitCode
 	r := c.say(msgCodeSentTagged, c.e.o.CodeLength, tag, minutes(c.e.o.CodeTTL))
 	r.RemoveKeyboard = true
 }
@@ -78,7 +78,7 @@ func (c *conv) requestMobile(input string, provedByContact bool) {
 func (c *conv) verify(code pii.Code, aud store.Audience) {
 	tag := ""
 	if aud == store.AudienceStaff {
-		tag = c.s.staffTag
+		tag = c.s.StaffTag
 	}
 	g, err := c.e.o.Gate.VerifyFor(c.ctx, c.requester(), aud, code, tag)
 	switch {
@@ -90,9 +90,9 @@ func (c *conv) verify(code pii.Code, aud store.Audience) {
 		c.say(msgTryLater)
 		return
 	}
-	c.s.state = stateIdle
-	c.s.grant, c.s.grantAudience = g.Ref(), g.Audience
-	sums, err := c.e.o.Records.Summaries(c.ctx, c.s.grant)
+	c.s.State = ConvIdle
+	c.s.Grant, c.s.GrantAudience = g.Ref(), g.Audience
+	sums, err := c.e.o.Records.Summaries(c.ctx, c.s.Grant)
 	if err != nil {
 		c.e.log.Error("summaries", "err", err)
 		c.say(msgTryLater).DeleteMessage = c.u.MessageID
@@ -116,10 +116,10 @@ func (c *conv) verify(code pii.Code, aud store.Audience) {
 }
 
 func (c *conv) release(handle string) {
-	v, err := c.e.o.Records.Release(c.ctx, c.s.grant, handle)
+	v, err := c.e.o.Records.Release(c.ctx, c.s.Grant, handle)
 	switch {
 	case errors.Is(err, store.ErrNoGrant):
-		c.s.grant = store.GrantRef{}
+		c.s.Grant = store.GrantRef{}
 		c.say(msgSessionEnded)
 		return
 	case err != nil:
@@ -127,7 +127,7 @@ func (c *conv) release(handle string) {
 		c.say(msgTryLater)
 		return
 	}
-	c.e.releases.WithLabelValues(string(c.s.grantAudience), "record").Inc()
+	c.e.releases.WithLabelValues(string(c.s.GrantAudience), "record").Inc()
 	c.out = append(c.out, Reply{
 		ChatID: c.u.ChatID, Text: renderView(c.lang, v, minutes(c.e.o.ReleaseTTL)),
 		Sensitive: true, DeleteAfter: c.e.o.ReleaseTTL,
@@ -140,7 +140,7 @@ func (c *conv) callback() {
 	n := len(c.out)
 	switch {
 	case strings.HasPrefix(data, "r:") && c.u.ChatKind == ChatPrivate:
-		if c.s.grant.ID == "" {
+		if c.s.Grant.ID == "" {
 			c.say(msgStaleButton)
 			break
 		}
@@ -159,17 +159,17 @@ func (c *conv) callback() {
 }
 
 func (c *conv) logout() {
-	if c.s.grant.ID == "" {
+	if c.s.Grant.ID == "" {
 		c.say(msgNoSession)
 		return
 	}
-	if err := c.e.o.Records.EndGrant(c.ctx, c.s.grant); err != nil {
+	if err := c.e.o.Records.EndGrant(c.ctx, c.s.Grant); err != nil {
 		c.e.log.Error("end grant", "err", err)
 		c.say(msgTryLater)
 		return
 	}
-	c.s.grant = store.GrantRef{}
-	c.s.state = stateIdle
+	c.s.Grant = store.GrantRef{}
+	c.s.State = ConvIdle
 	c.say(msgLoggedOut)
 }
 
@@ -187,7 +187,7 @@ func (c *conv) language(arg string) {
 func (c *conv) setLanguage(code string) {
 	for _, l := range languages {
 		if l.Code == code || strings.EqualFold(l.Name, code) {
-			c.s.lang, c.lang = l.Code, l.Code
+			c.s.Lang, c.lang = l.Code, l.Code
 			c.say(msgLanguageSet)
 			return
 		}

@@ -1,50 +1,183 @@
 package bot
 
 import (
-	"strconv"
+	"context"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/otpgate/otpgate/store"
 )
 
-// data: only where the conversation is and the grant to present.
-type session struct {
-	mu    sync.Mutex
-	lang  string // chosen with /language; "" means follow the client
-	state state
-	grant store.GrantRef
-	// grantAudience is the field set the grant releases, for metrics.
-	grantAudience store.Audience
-	lastSeen      time.Time
-	warned        int64 // the flood window (its reset time) the user was last warned in
-	// staffTag is the request tag of the lookup whose one-time link a
-	// staff member redeemed: only that lookup's code is accepted.
-	staffTag string
+// SessionState is what the engine remembers of one chat user between two of
+// their updates, in a form any replica can store and read back (it is
+// plain data with JSON tags; encoding/json round-trips it).
+//
+// It holds no record data, no code, no mobile number and no ID number —
+// nothing the user typed is kept. It says where the conversation is, which
+// language to speak, and which grant to present: a reference only; the
+// grant itself, and what it covers, stays in the store, which checks it on
+// every call. The grant's ID is a capability for the grant's short life
+// (with the user's requester id it is what the store asks for): store a
+// state where the grants themselves may be stored.
+type SessionState struct {
+	// Lang is the language chosen with /language; "" follows the client's.
+	Lang string `json:"lang,omitempty"`
+	// State is where the conversation is.
+	State ConvState `json:"state,omitempty"`
+	// Grant is the reference of the grant a verified code minted, to
+	// present to the store; the zero GrantRef when there is none.
+	Grant store.GrantRef `json:"grant,omitzero"`
+	// GrantAudience is the field set Grant releases (/certificate is for
+	// beneficiaries only; metrics are labelled with it).
+	GrantAudience store.Audience `json:"grant_audience,omitempty"`
+	// StaffTag is the request tag of the lookup whose one-time link a
+	// staff member redeemed: only that lookup's code is accepted. A tag is
+	// two letters and two digits, shown in the chat and the SMS; not a code.
+	StaffTag string `json:"staff_tag,omitempty"`
+	// LastSeen is when the engine last handled an update of the user, on
+	// the engine's clock. An update more than Options.IdleTTL later starts
+	// the conversation over.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// FloodStart is when the user's flood window began (a fixed window of
+	// a minute, begun by the first update after the previous one ended);
+	// FloodCount counts the updates in it, those ignored included; Warned
+	// says the user was told to slow down in it. Kept with the rest of the
+	// state so that Options.FloodPerMinute holds across replicas.
+	FloodStart time.Time `json:"flood_start,omitzero"`
+	FloodCount int       `json:"flood_count,omitempty"`
+	Warned     bool      `json:"warned,omitempty"`
 }
 
-type state int
+// ConvState is a step of the conversation. The zero value is idle; a value
+// this version does not know (written by a newer replica) reads as idle.
+type ConvState string
 
 const (
-	stateIdle state = iota
-	stateAwaitMobile
-	stateAwaitCode
-	stateAwaitStaffCode // a staff member opened their one-time link
+	ConvIdle           ConvState = ""
+	ConvAwaitMobile    ConvState = "await_mobile"
+	ConvAwaitCode      ConvState = "await_code"
+	ConvAwaitStaffCode ConvState = "await_staff_code" // a staff member opened their one-time link
 )
 
-// answered (Telegram requires it), silently.
-func (c *conv) flooding() bool {
+// Sessions keeps each user's SessionState where every engine that shares it
+// sees it — several `otpgate serve` replicas over one database — and makes
+// the handling of one user's updates one at a time across all of them.
+// Implementations are safe for concurrent use. Options.Sessions nil gives
+// the engine one that lives in its process.
+//
+// Acquire waits until no other handler, in this process or any other, holds
+// user's session; takes the hold; and returns the state last saved for user
+// and the Release that ends the hold. Three things can happen:
+//
+//   - It returns a nil error: the caller holds user's session until it calls
+//     release, which it must do exactly once, on every path. The state is
+//     the one last saved for user, or the zero SessionState when none was
+//     saved or the one saved is older than the implementation's retention.
+//   - ctx ends while it waits: it returns an error wrapping ctx.Err(), and
+//     nothing is held.
+//   - The storage fails: it returns that error, and nothing is held.
+//
+// ctx bounds the wait and Acquire's own storage calls, not the hold: the
+// hold lasts until release is called, whatever becomes of ctx (a database/sql
+// transaction begun with ctx would end with it: begin it without ctx's
+// cancellation). The hold must end if its holder's process dies (a row lock
+// or an advisory lock ends with its connection), or that user is stuck.
+//
+// Release(ctx, next) saves *next as user's state — nil leaves the saved
+// state as it was — and ends the hold, as one step: the next Acquire of
+// user, here or elsewhere, returns only after it and sees what it saved.
+// Saving also renews the state's retention. Release ends the hold on every
+// path, also when ctx is done or the save fails:
+//
+//   - nil: next is saved (or nothing changed), and the hold is over.
+//   - an error: the hold is over; the saved state is either the one before
+//     or *next, never a mix.
+//
+// Calling a Release a second time returns an error and changes nothing.
+//
+// Retention: an implementation forgets a state not saved for longer than
+// its retention, which bounds what it keeps. It must be at least the
+// engine's IdleTTL and at least a minute (the flood window); keeping a
+// state longer is harmless, because the idle rule is the engine's: it
+// starts over when LastSeen is older than IdleTTL, on its own clock.
+//
+// Updates without a user (UserID 0) share the session of user 0.
+type Sessions interface {
+	Acquire(ctx context.Context, user int64) (SessionState, Release, error)
+}
+
+// Release saves the state (nil: unchanged) and ends a hold of Sessions.
+type Release func(ctx context.Context, next *SessionState) error
+
+// floodWindow is the span FloodPerMinute counts over.
+const floodWindow = time.Minute
+
+// count counts one update at now against limit (per floodWindow) and
+// reports whether it is past the limit, and whether it is the first past it
+// in this window: the one the user is told to slow down. A window begins
+// with the first update after the previous one ended, and every update
+// counts, ignored or not (the semantics of the ulule/limiter fixed window
+// this replaces). A window that seems to begin far in the future — another
+// replica's clock was wrong — is over too.
+func (s *SessionState) count(now time.Time, limit int) (over, warn bool) {
+	if d := now.Sub(s.FloodStart); s.FloodStart.IsZero() || d > floodWindow || d < -floodWindow {
+		s.FloodStart, s.FloodCount, s.Warned = now, 0, false
+	}
+	s.FloodCount++
+	if s.FloodCount <= limit {
+		return false, false
+	}
+	warn = !s.Warned
+	s.Warned = true
+	return true, warn
+}
+
+// afterIdle is what is left of s once the user was idle past IdleTTL:
+// nothing of the conversation. The flood window is not the conversation's
+// and stays (it matters only if IdleTTL is under a minute).
+func (s SessionState) afterIdle() SessionState {
+	return SessionState{FloodStart: s.FloodStart, FloodCount: s.FloodCount, Warned: s.Warned}
+}
+
+// normalize reads what this version does not know as its zero: a
+// conversation step or a language added by a newer replica.
+func (s *SessionState) normalize() {
+	switch s.State {
+	case ConvIdle, ConvAwaitMobile, ConvAwaitCode, ConvAwaitStaffCode:
+	default:
+		s.State = ConvIdle
+	}
+	if _, ok := catalogue[s.Lang]; !ok {
+		s.Lang = ""
+	}
+}
+
+// language is the language to answer in: the one chosen, else the
+// client's when the bot speaks it, else English.
+func (s *SessionState) language(client string) string {
+	if s.Lang != "" {
+		return s.Lang
+	}
+	base, _, _ := strings.Cut(strings.ToLower(client), "-")
+	if _, ok := catalogue[base]; ok {
+		return base
+	}
+	return "en"
+}
+
+// flooding applies the per-user message cap: past it the user is told once
+// per window to slow down and then ignored until the window is over.
+// Button presses are still answered (Telegram requires it), silently.
+func (c *conv) flooding(now time.Time) bool {
 	if c.u.UserID == 0 {
 		return false
 	}
-	lc, err := c.e.flood.Get(c.ctx, strconv.FormatInt(c.u.UserID, 10))
-	if err != nil || !lc.Reached {
+	over, warn := c.s.count(now, c.e.o.FloodPerMinute)
+	if !over {
 		return false
 	}
 	c.e.floods.Inc()
-	if c.s.warned != lc.Reset {
-		c.s.warned = lc.Reset
+	if warn {
 		c.say(msgSlowDown)
 	}
 	if cb := c.u.Callback; cb != nil {
@@ -61,39 +194,4 @@ func callbackID(u Update) string {
 		return u.Callback.ID
 	}
 	return ""
-}
-
-func (e *Engine) session(user int64) *session {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	now := e.o.Now()
-	if now.Sub(e.swept) > time.Minute {
-		for id, s := range e.sessions {
-			if s.mu.TryLock() {
-				if now.Sub(s.lastSeen) > e.o.IdleTTL {
-					delete(e.sessions, id)
-				}
-				s.mu.Unlock()
-			}
-		}
-		e.swept = now
-	}
-	s := e.sessions[user]
-	if s == nil {
-		s = &session{}
-		e.sessions[user] = s
-	}
-	s.lastSeen = now
-	return s
-}
-
-func (s *session) language(client string) string {
-	if s.lang != "" {
-		return s.lang
-	}
-	base, _, _ := strings.Cut(strings.ToLower(client), "-")
-	if _, ok := catalogue[base]; ok {
-		return base
-	}
-	return "en"
 }
