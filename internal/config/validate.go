@@ -377,8 +377,10 @@ func (c Config) Require(mode Mode) error {
 func (c Config) requireWebhook(errs *Errors, name map[string]string) {
 	u, err := url.Parse(c.WebhookURL)
 	switch {
-	case err != nil || u.Scheme != "https" || u.Host == "":
-		errs.add(name["WebhookURL"], errors.New("must be an https:// URL: Telegram delivers webhooks only over TLS"))
+	case err != nil || u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || c.TelegramAPIURL == defaultTelegramAPIURL)):
+		// A local Bot API server (another OTPGATE_TELEGRAM_API_URL) also
+		// delivers to http://, as its --local mode allows.
+		errs.add(name["WebhookURL"], errors.New("must be an https:// URL: Telegram delivers webhooks only over TLS (http:// only with a local Bot API server in OTPGATE_TELEGRAM_API_URL)"))
 	case c.TelegramAPIURL == defaultTelegramAPIURL && !slices.Contains([]string{"", "443", "80", "88", "8443"}, u.Port()):
 		errs.add(name["WebhookURL"], fmt.Errorf("has port %s; Telegram's Bot API delivers only to ports 443, 80, 88 and 8443", u.Port()))
 	}

@@ -55,6 +55,8 @@ func TestRequire(t *testing.T) {
 			"OTPGATE_WEBHOOK_SECRET=s3"), Serve, []string{"OTPGATE_WEBHOOK_URL"}, "8443"},
 		{"any port with a local Bot API server", with(serveTwilio, "OTPGATE_WEBHOOK_URL=https://bot.example.org:9000/hook",
 			"OTPGATE_WEBHOOK_SECRET=s3", "OTPGATE_TELEGRAM_API_URL=http://127.0.0.1:8081"), Serve, nil, ""},
+		{"http webhook with a local Bot API server", with(serveTwilio, "OTPGATE_WEBHOOK_URL=http://10.0.0.5:8080/hook",
+			"OTPGATE_WEBHOOK_SECRET=s3", "OTPGATE_TELEGRAM_API_URL=http://127.0.0.1:8081"), Serve, nil, ""},
 		{"ops and webhook on one address", with(serveTwilio, "OTPGATE_WEBHOOK_URL=https://bot.example.org/hook",
 			"OTPGATE_WEBHOOK_SECRET=s3", "OTPGATE_OPS_LISTEN=:8443"), Serve, []string{"OTPGATE_OPS_LISTEN"}, "OTPGATE_WEBHOOK_LISTEN"},
 		{"webhook checks only in serve", []string{key, "OTPGATE_WEBHOOK_URL=http://x.example/"}, Import, nil, ""},

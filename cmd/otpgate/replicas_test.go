@@ -1,0 +1,409 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	tf "github.com/otpgate/otpgate/bot/telegram/telegramtest"
+	"github.com/otpgate/otpgate/internal/pgtest"
+	"github.com/otpgate/otpgate/otp/twilio/twiliotest"
+)
+
+// Several `otpgate serve` processes in webhook mode on one PostgreSQL,
+// behind a load balancer that sends each update to the next replica, as
+// an operator runs them. The fakes are Telegram's Bot API (enforcing its
+// limits) and Twilio's Messages API.
+
+const hookSecret = "replica-test-secret"
+
+// cluster is the replicas with their database, fakes and balancer.
+type cluster struct {
+	t    *testing.T
+	pg   *pgtest.Server
+	tg   *tf.Server
+	tw   *twiliotest.Server
+	env  []string
+	lb   *balancer
+	reps []*replica
+	ctx  context.Context
+}
+
+type replica struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	hook string // host:port of its webhook listener
+	ops  string // host:port of its ops listener
+	dead atomic.Bool
+}
+
+// balancer sends each request to the next live replica, like a round-robin
+// proxy that moves on when a replica refuses the connection. dup, when set
+// for an update id, sends that update to two replicas at once.
+type balancer struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	reps []*replica
+	next int
+	dup  map[int64]bool
+	// served counts requests per replica index.
+	served []atomic.Int64
+}
+
+func newBalancer(reps []*replica) *balancer {
+	b := &balancer{reps: reps, dup: map[int64]bool{}, served: make([]atomic.Int64, len(reps))}
+	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
+	return b
+}
+
+func (b *balancer) pick() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	order := make([]int, 0, len(b.reps))
+	for i := range b.reps {
+		order = append(order, (b.next+i)%len(b.reps))
+	}
+	b.next = (b.next + 1) % len(b.reps)
+	return order
+}
+
+func (b *balancer) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var u struct {
+		ID int64 `json:"update_id"`
+	}
+	_ = json.Unmarshal(body, &u)
+	b.mu.Lock()
+	twice := b.dup[u.ID]
+	b.mu.Unlock()
+	order := b.pick()
+	if twice {
+		var wg sync.WaitGroup
+		statuses := make([]int, 2)
+		for k := range 2 {
+			wg.Go(func() { statuses[k] = b.forward(order[k], r, body) })
+		}
+		wg.Wait()
+		w.WriteHeader(min(statuses[0], statuses[1]))
+		return
+	}
+	for _, i := range order {
+		if status := b.forward(i, r, body); status != 0 {
+			w.WriteHeader(status)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusBadGateway)
+}
+
+// forward posts body to replica i; 0 means the replica did not answer.
+func (b *balancer) forward(i int, r *http.Request, body []byte) int {
+	rep := b.reps[i]
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, "http://"+rep.hook+r.URL.Path, bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	b.served[i].Add(1)
+	return resp.StatusCode
+}
+
+func listenAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startCluster imports records into a fresh database and starts n replicas
+// behind the balancer; it returns once every replica is ready.
+func startCluster(t *testing.T, n int, records string, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, pg: pgtest.Start(t), tg: tf.New(tgToken, tf.Options{EnforceLimits: true}), tw: twiliotest.New(twSID, twToken)}
+	t.Cleanup(c.tg.Close)
+	t.Cleanup(c.tw.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	c.ctx = ctx
+	for range n {
+		c.reps = append(c.reps, &replica{hook: listenAddr(t), ops: listenAddr(t)})
+	}
+	c.lb = newBalancer(c.reps)
+	t.Cleanup(c.lb.srv.Close)
+	c.env = append([]string{
+		"OTPGATE_MASTER_KEY=" + hex.EncodeToString(bytes.Repeat([]byte{9}, keyHexLen)),
+		"OTPGATE_DATABASE_URL=" + c.pg.NewDatabase(t),
+		"OTPGATE_TELEGRAM_TOKEN=" + tgToken, "OTPGATE_TELEGRAM_API_URL=" + c.tg.URL(),
+		"OTPGATE_WEBHOOK_URL=" + c.lb.srv.URL + "/telegram", "OTPGATE_WEBHOOK_SECRET=" + hookSecret,
+		"OTPGATE_TWILIO_ACCOUNT_SID=" + twSID, "OTPGATE_TWILIO_AUTH_TOKEN=" + twToken,
+		"OTPGATE_TWILIO_FROM=" + twFrom, "OTPGATE_TWILIO_API_URL=" + c.tw.URL(),
+		"OTPGATE_LOG_LEVEL=debug",
+	}, extra...)
+	file := filepath.Join(t.TempDir(), "records.jsonl")
+	if err := os.WriteFile(file, []byte(records), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	imp, out, impErr := otpgateProcess(t, c.env, "import", file)
+	if err := imp.Wait(); err != nil {
+		t.Fatalf("import: %v\n%s%s", err, out, impErr)
+	}
+	for i := range c.reps {
+		c.start(i)
+	}
+	for i := range c.reps {
+		c.waitReady(i, http.StatusOK)
+	}
+	return c
+}
+
+func (c *cluster) start(i int) {
+	c.t.Helper()
+	r := c.reps[i]
+	env := append(append([]string{}, c.env...), "OTPGATE_WEBHOOK_LISTEN="+r.hook, "OTPGATE_OPS_LISTEN="+r.ops)
+	r.cmd, _, r.logs = otpgateProcess(c.t, env, "serve")
+	r.dead.Store(false)
+}
+
+// kill stops replica i with SIGKILL: no drain, no goodbye.
+func (c *cluster) kill(i int) {
+	c.t.Helper()
+	r := c.reps[i]
+	_ = r.cmd.Process.Signal(syscall.SIGKILL)
+	_, _ = r.cmd.Process.Wait()
+	r.dead.Store(true)
+}
+
+func (c *cluster) waitReady(i, want int) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + c.reps[i].ops + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("replica %d: /readyz never answered %d (last: %v %v)\n%s", i, want, resp, err, c.reps[i].logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *cluster) logs() string {
+	var b strings.Builder
+	for i, r := range c.reps {
+		fmt.Fprintf(&b, "--- replica %d\n%s\n", i, r.logs)
+	}
+	return b.String()
+}
+
+var codeRE = regexp.MustCompile(`\b\d{6}\b`)
+
+// poll checks cond every 20 ms until it holds or ctx ends (for fakes
+// without a wait of their own).
+func poll(ctx context.Context, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// smsTo waits for the nth SMS (counting from 1) to +91mobile and returns its code.
+func (c *cluster) smsTo(mobile string, n int) string {
+	c.t.Helper()
+	var code string
+	err := poll(c.ctx, func() bool {
+		seen := 0
+		for _, m := range c.tw.Messages() {
+			if m.To == "+91"+mobile {
+				if seen++; seen == n {
+					code = codeRE.FindString(m.Body)
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if err != nil {
+		c.t.Fatalf("no SMS %d to %s: %v\n%s", n, mobile, err, c.logs())
+	}
+	return code
+}
+
+// released waits until user's chat shows a record with name in it.
+func (c *cluster) released(user int64, name string) {
+	c.t.Helper()
+	err := c.tg.WaitFor(c.ctx, func() bool {
+		for _, m := range c.tg.Latest(user) {
+			if strings.Contains(m.Text, name) {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		c.t.Fatalf("user %d never saw %q: %v\n%s", user, name, err, c.logs())
+	}
+}
+
+func record(ref, name, mobile string) string {
+	return fmt.Sprintf(`{"reference_id":"%s","name":"%s","birth_year":1990,"gender":"F","mobile":"%s","id_type":"aadhaar","id_number":"%s"}`+"\n",
+		ref, name, mobile, "5"+ref[3:])
+}
+
+func user(id int64) (tf.Chat, tf.User) {
+	return tf.Private(id), tf.User{ID: id, FirstName: "U", LanguageCode: "en"}
+}
+
+// postUpdate posts a raw update to replica i's webhook directly, as
+// Telegram's redelivery to another replica would, and returns the status.
+func (c *cluster) postUpdate(i int, update string) int {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+c.reps[i].hook+"/telegram", strings.NewReader(update))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Telegram-Bot-Api-Secret-Token", hookSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("post to replica %d: %v", i, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func textUpdate(id int64, user int64, msgID int, text string) string {
+	return fmt.Sprintf(`{"update_id":%d,"message":{"message_id":%d,"from":{"id":%d,"is_bot":false,"first_name":"U","language_code":"en"},"chat":{"id":%d,"type":"private","first_name":"U"},"date":%d,"text":%q}}`,
+		id, msgID, user, user, time.Now().Unix(), text)
+}
+
+func TestReplicasShareOneState(t *testing.T) {
+	t.Parallel() // real processes against their own database and fakes
+	records := record("70000000000001", "Kavya Nair", "9100000001") + record("70000000000002", "Arjun Das", "9100000002") +
+		record("70000000000003", "Leela Rao", "9100000003")
+	c := startCluster(t, 3, records)
+
+	t.Run("a flow whose steps land on different replicas", func(t *testing.T) {
+		chat, from := user(5001)
+		c.tg.SendText(chat, from, "/lookup 9100000001")
+		code := c.smsTo("9100000001", 1)
+		c.tg.SendText(chat, from, code)
+		c.released(5001, "Kavya Nair")
+		for i := range c.reps {
+			if c.lb.served[i].Load() == 0 {
+				t.Fatalf("replica %d served nothing: requests %v", i, c.lb.served)
+			}
+		}
+	})
+
+	t.Run("one update delivered to two replicas is handled once", func(t *testing.T) {
+		before := len(c.tw.Messages())
+		up := textUpdate(880001, 5002, 1, "/lookup 9100000002")
+		var wg sync.WaitGroup
+		statuses := make([]int, 2)
+		for i := range 2 {
+			wg.Go(func() { statuses[i] = c.postUpdate(i, up) })
+		}
+		wg.Wait()
+		// The one that lost the claim answers 503 (Telegram retries), or
+		// 200 once the winner has finished.
+		_ = c.smsTo("9100000002", 1)
+		time.Sleep(2 * time.Second) // let a second handling, if any, show
+		if n := len(c.tw.Messages()) - before; n != 1 {
+			t.Fatalf("%d SMS for one update, want 1 (statuses %v)", n, statuses)
+		}
+		// Telegram retries the one answered non-2xx: it is acknowledged now.
+		for i := range 3 {
+			if s := c.postUpdate(i, up); s != http.StatusOK {
+				t.Fatalf("redelivery to replica %d: %d", i, s)
+			}
+		}
+		if n := len(c.tw.Messages()) - before; n != 1 {
+			t.Fatalf("%d SMS after redeliveries", n)
+		}
+		replies := 0
+		for _, m := range c.tg.Sent(5002) {
+			if strings.Contains(m.Text, "If this number is registered") {
+				replies++
+			}
+		}
+		if replies != 1 {
+			t.Fatalf("%d replies for one update: %+v", replies, c.tg.Sent(5002))
+		}
+	})
+
+	t.Run("32 concurrent correct submissions over the replicas release once", func(t *testing.T) {
+		chat, from := user(5003)
+		c.tg.SendText(chat, from, "/lookup 9100000003")
+		code := c.smsTo("9100000003", 1)
+		var wg sync.WaitGroup
+		for i := range 32 {
+			wg.Go(func() { c.postUpdate(i%3, textUpdate(int64(890000+i), 5003, 100+i, code)) })
+		}
+		wg.Wait()
+		c.released(5003, "Leela Rao")
+		time.Sleep(2 * time.Second)
+		n := 0
+		for _, m := range c.tg.Latest(5003) {
+			if strings.Contains(m.Text, "Leela Rao") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("the record was released %d times", n)
+		}
+	})
+
+	t.Run("audit verify sees one chain of every replica's work", func(t *testing.T) {
+		cmd, out, errb := otpgateProcess(t, c.env, "audit", "verify")
+		if err := cmd.Wait(); err != nil || !strings.Contains(out.String(), "intact") {
+			t.Fatalf("audit verify: %v\n%s%s", err, out, errb)
+		}
+		export, out, errb := otpgateProcess(t, c.env, "audit", "export")
+		if err := export.Wait(); err != nil {
+			t.Fatalf("audit export: %v %s", err, errb)
+		}
+		verified := strings.Count(out.String(), `"event":"code_verified"`)
+		released := strings.Count(out.String(), `"event":"released"`)
+		if verified != 2 || released < 2 {
+			t.Fatalf("audit: %d verified, %d released; want 2 and at least 2\n%s", verified, released, out)
+		}
+	})
+
+	for i, r := range c.reps {
+		for _, s := range []string{"Kavya", "9100000001", tgToken, twToken, hookSecret} {
+			if strings.Contains(r.logs.String(), s) {
+				t.Errorf("replica %d's logs contain %q", i, s)
+			}
+		}
+	}
+}
