@@ -117,6 +117,8 @@ type App struct {
 	// signing keys): `otpgate keys` prints them.
 	ProofKeys proof.KeySet
 
+	// replica names this process among the replicas (leases, holds).
+	replica    string
 	signer     *proof.Signer
 	ops        *Ops
 	publisher  *proof.Publisher
@@ -157,7 +159,7 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 	if log == nil {
 		log = NewLogger(deps.Stderr, cfg)
 	}
-	a = &App{Config: cfg, Registry: deps.Registry, OpsRegistry: deps.OpsRegistry, Log: log, deps: deps}
+	a = &App{Config: cfg, Registry: deps.Registry, OpsRegistry: deps.OpsRegistry, Log: log, deps: deps, replica: replicaName()}
 	applyMemoryLimit(cfg.MemoryLimit, log)
 	logConfigWarnings(cfg, log)
 	defer func() {
@@ -236,9 +238,22 @@ func (a *App) buildEngine() error {
 		CodeLength: a.OTP.Policy().CodeLength, CodeTTL: cfg.OTPTTL, ReleaseTTL: cfg.ReleaseDeleteAfter,
 		FloodPerMinute: cfg.FloodPerMinute,
 		StaffUsers:     cfg.StaffUsers.Labels(), StaffChats: cfg.StaffChats, Registerer: deps.Registry,
+		Sessions: a.sharedSessions(),
 	})
 	return err
 }
+
+// sharedSessions keeps conversations in the database when replicas share
+// one (nil: in this process).
+func (a *App) sharedSessions() bot.Sessions {
+	if !a.Config.Database() {
+		return nil
+	}
+	return storeSessions{st: a.Store, holder: a.replica, retain: sessionRetention, now: a.deps.Now, log: a.Log}
+}
+
+// sessionRetention outlives the engine's idle rule (an hour).
+const sessionRetention = 2 * time.Hour
 
 // buildTelegram makes the Telegram adapter over the engine.
 func (a *App) buildTelegram() error {
@@ -300,6 +315,13 @@ func (a *App) Stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// replicaName is this process's name in leases and holds: host, pid and a
+// random part, so that a restarted process never inherits a dead one's.
+func replicaName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), store.NewID()[:8])
 }
 
 // stateCheck names where the state lives, as /readyz and the start line
