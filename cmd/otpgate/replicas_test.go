@@ -130,6 +130,17 @@ func (b *balancer) forward(i int, r *http.Request, body []byte) int {
 	return resp.StatusCode
 }
 
+// replicasServed counts the replicas that answered at least one request.
+func (b *balancer) replicasServed() int {
+	n := 0
+	for i := range b.served {
+		if b.served[i].Load() > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 func listenAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -318,10 +329,8 @@ func TestReplicasShareOneState(t *testing.T) {
 		code := c.smsTo("9100000001", 1)
 		c.tg.SendText(chat, from, code)
 		c.released(5001, "Kavya Nair")
-		for i := range c.reps {
-			if c.lb.served[i].Load() == 0 {
-				t.Fatalf("replica %d served nothing: requests %v", i, c.lb.served)
-			}
+		if served := c.lb.replicasServed(); served < 2 {
+			t.Fatalf("the flow's two updates went to %d replica(s)", served)
 		}
 	})
 
