@@ -32,6 +32,11 @@ const (
 	maxBackoff      = 30 * time.Second
 )
 
+// groupInterval spaces a group's messages evenly when the budget is shared
+// (Coordinator.Reserve keeps one instant per chat, not a window): never
+// more than groupPerWindow in groupWindow.
+const groupInterval = groupWindow / groupPerWindow
+
 // call is one queued Bot API request.
 type call struct {
 	chatID int64
