@@ -65,6 +65,13 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Clock is the adapter's time; nil means the system clock.
 	Clock Clock
+	// Coordinator, when set, is the state this Bot shares with the other
+	// replicas of the same bot (see Coordinator): every update is claimed
+	// before it is handled and a webhook is answered once its replies
+	// are sent, every message books its slot in the shared budget, and
+	// only the replica holding the polling lease polls. Nil: this Bot is
+	// alone.
+	Coordinator Coordinator
 }
 
 func (o *Options) validate() error {
@@ -129,6 +136,15 @@ type Bot struct {
 	username string // the bot's @username, for deep links
 	health   health
 	m        *metrics
+
+	// With a Coordinator: the trackers of claimed updates not yet taken
+	// by a handler (guarded by mu), the goroutines holding claims, closed
+	// abandon when Run stops waiting for their calls, and the context of
+	// their coordinator calls, which ends with Run's shutdown bound.
+	tracking map[int]*tracked
+	settling settlers
+	abandon  chan struct{}
+	coordCtx context.Context
 }
 
 // New checks the options. It does no I/O.
@@ -137,7 +153,8 @@ func New(o Options) (*Bot, error) {
 		return nil, fmt.Errorf("telegram: %w", err)
 	}
 	b := &Bot{o: o, log: o.Logger.With("component", "telegram"), clock: o.Clock,
-		deleting: map[Deletion]bool{}, warned: map[int64]bool{}, health: health{clock: o.Clock}}
+		deleting: map[Deletion]bool{}, warned: map[int64]bool{}, health: health{clock: o.Clock},
+		tracking: map[int]*tracked{}, abandon: make(chan struct{}), coordCtx: context.Background()}
 	b.m = newMetrics(o.Registerer, func() float64 {
 		if out := b.outbox(); out != nil {
 			return float64(out.depth())
@@ -191,8 +208,13 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	b.log.Info("connected", "bot", sendAPI.Self.UserName, "mode", map[bool]string{true: "webhook", false: "polling"}[b.o.WebhookURL != ""])
 	b.health.ok()
+	// Calls to the Coordinator about claims outlive ctx by the shutdown
+	// bound, like sends.
+	coordCtx, cancelCoord := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelCoord()
+	b.coordCtx = coordCtx
 	out := newOutbox(sendAPI, b.log, b.o.SendWorkers, b.clock)
-	out.health, out.tooManyMetric = &b.health, b.m.tooMany
+	out.health, out.tooManyMetric, out.coord = &b.health, b.m.tooMany, b.o.Coordinator
 	b.mu.Lock()
 	b.username, b.out = sendAPI.Self.UserName, out
 	b.mu.Unlock()
@@ -232,6 +254,16 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	flushErr := b.out.drain(deadline)
+	// Claimed updates whose calls are all made have been marked done;
+	// the others are abandoned now (see settle). Their coordinator calls
+	// end with the shutdown bound.
+	close(b.abandon)
+	stopCoord := context.AfterFunc(deadline, cancelCoord)
+	defer stopCoord()
+	if err := b.settling.close(deadline); err != nil {
+		cancelCoord()
+		b.settling.wg.Wait()
+	}
 	cancelSend()
 	<-outDone
 	if flushErr != nil {
@@ -288,8 +320,14 @@ func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher)
 	return nil
 }
 
-// handle runs one update through the engine and queues the replies.
+// handle runs one update through the engine and queues the replies. A
+// claimed update's tracker follows every call queued for it.
 func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
+	t, ok := b.takeTracker(tu.UpdateID)
+	if !ok {
+		return // given back at shutdown: another replica handles it
+	}
+	defer t.handled() // also when the engine panics: nothing more will come
 	u, ok := toUpdate(tu)
 	b.m.updates.WithLabelValues(updateKind(tu, ok)).Inc()
 	if !ok {
@@ -302,8 +340,10 @@ func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
 			case c.reveal != nil:
 				c.next = b.revealOnceScheduled(c.reveal, r.DeleteAfter)
 			case c.method == "deleteMessage" && r.DeleteFailed != "":
-				c.done = b.warnIfNotDeleted(r.ChatID, r.DeleteFailed, group)
+				c.done = b.warnIfNotDeleted(r.ChatID, r.DeleteFailed, group, t)
 			}
+			c.update = t
+			t.add()
 			b.out.enqueue(c, group)
 		}
 	}
@@ -311,7 +351,8 @@ func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
 
 // warnIfNotDeleted says, once per chat, that the bot lacks the right to
 // delete messages there (Telegram answers 400 "message can't be deleted").
-func (b *Bot) warnIfNotDeleted(chatID int64, notice string, group bool) func(*tgbotapi.APIResponse, error) {
+// The notice belongs to the update t, if tracked.
+func (b *Bot) warnIfNotDeleted(chatID int64, notice string, group bool, t *tracked) func(*tgbotapi.APIResponse, error) {
 	return func(_ *tgbotapi.APIResponse, err error) {
 		if err == nil {
 			return
@@ -321,7 +362,8 @@ func (b *Bot) warnIfNotDeleted(chatID int64, notice string, group bool) func(*tg
 		b.warned[chatID] = true
 		b.mu.Unlock()
 		if !already {
-			b.out.enqueue(&call{chatID: chatID, method: "sendMessage",
+			t.add()
+			b.out.enqueue(&call{chatID: chatID, method: "sendMessage", update: t,
 				params: tgbotapi.Params{"chat_id": strconv.FormatInt(chatID, 10), "text": notice}}, group)
 		}
 	}
