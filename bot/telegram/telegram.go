@@ -273,26 +273,80 @@ func (b *Bot) Run(ctx context.Context) error {
 }
 
 // poll receives updates with getUpdates until ctx ends. Errors back off
-// (capped); the loop never spins.
+// (capped); the loop never spins. With a Coordinator it polls only while
+// it holds the polling lease, and stands by while another replica does.
 func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher) error {
 	// A webhook left set makes getUpdates fail with 409: polling replaces it.
 	if _, err := sendAPI.MakeRequest("deleteWebhook", nil); err != nil {
 		b.log.Warn("deleteWebhook failed", "err", redactErr(err))
 	}
-	pollAPI, err := b.connect(ctx, b.o.PollTimeout+15*time.Second)
-	if err != nil {
+	if b.o.Coordinator == nil {
+		err := b.pollLeading(ctx, ctx, sendAPI, d)
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	offset, failures := 0, 0
+	failures := 0
 	for ctx.Err() == nil {
+		lead, release, err := b.o.Coordinator.Lead(ctx, pollLease)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			b.m.coordErrors.WithLabelValues("lead").Inc()
+			failures++
+			wait := backoff(failures)
+			b.log.Warn("cannot tell which replica polls; will ask again", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+			case <-b.clock.After(wait):
+			}
+			continue
+		}
+		b.log.Info("leading: this replica polls")
+		b.m.leading.Set(1)
+		err = b.pollLeading(ctx, lead, sendAPI, d)
+		release()
+		b.m.leading.Set(0)
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, ErrUnauthorized):
+			return err
+		case err != nil:
+			failures++
+			wait := backoff(failures)
+			b.log.Warn("could not start polling; standing by", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+			case <-b.clock.After(wait):
+			}
+		default:
+			failures = 0
+			b.log.Warn("lost the polling lease; standing by")
+		}
+	}
+	return nil
+}
+
+// pollLeading polls until lead ends: ctx, or with a Coordinator the
+// polling lease. With a Coordinator every update is claimed first, and
+// one that another replica still holds (the leader before, finishing
+// what it had) is asked for again until it is done or its claim lapses:
+// nothing is lost or handled twice across a change of leader, and a
+// chat's updates keep their order.
+func (b *Bot) pollLeading(ctx, lead context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher) error {
+	pollAPI, err := b.connect(lead, b.o.PollTimeout+15*time.Second)
+	if err != nil {
+		return err
+	}
+	offset, failures := 0, 0
+	for lead.Err() == nil {
 		updates, err := pollAPI.GetUpdates(tgbotapi.UpdateConfig{
 			Offset: offset, Timeout: int(b.o.PollTimeout / time.Second), AllowedUpdates: allowedUpdates,
 		})
 		if err != nil {
-			if ctx.Err() != nil {
+			if lead.Err() != nil {
 				break
 			}
 			b.health.fail()
@@ -300,24 +354,75 @@ func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher)
 			wait := backoff(failures)
 			b.log.Warn("getUpdates failed", "err", redactErr(err), "retry_in", wait)
 			select {
-			case <-ctx.Done():
+			case <-lead.Done():
 			case <-b.clock.After(wait):
 			}
 			continue
 		}
 		failures = 0
 		b.health.ok()
+		var again time.Duration
 		for _, u := range updates {
+			if b.o.Coordinator != nil {
+				if again = b.admitPolled(d, u); again > 0 {
+					break // this one and the rest come again with offset
+				}
+				offset = u.UpdateID + 1
+				continue
+			}
 			offset = u.UpdateID + 1
 			d.dispatch(u)
 		}
+		if again > 0 {
+			select {
+			case <-lead.Done():
+			case <-b.clock.After(again):
+			}
+		}
 	}
-	if offset > 0 {
+	if offset > 0 && ctx.Err() != nil {
 		// Confirm what was handed to the handlers, so a restart does not
 		// see it again. The poll client is cancelled; use the send client.
+		// Not after losing the lease: the new leader polls, and a second
+		// getUpdates would cut its poll short with 409.
 		_, _ = sendAPI.MakeRequest("getUpdates", tgbotapi.Params{"offset": strconv.Itoa(offset), "limit": "1", "timeout": "0"})
 	}
 	return nil
+}
+
+// admitPolled claims a polled update and, if it is new, dispatches it
+// and settles it in the background. It returns 0 when the update is dealt
+// with (dispatched, or done already), or how soon to poll for it again.
+func (b *Bot) admitPolled(d *dispatcher, u tgbotapi.Update) time.Duration {
+	c, err := b.claim(u.UpdateID)
+	switch {
+	case err != nil:
+		b.log.Warn("could not claim an update; will poll it again", "update_id", u.UpdateID, "err", err, "retry_in", busyRetry)
+		return busyRetry
+	case c == ClaimDone:
+		return 0
+	case c == ClaimBusy:
+		b.log.Debug("update held by another replica; will poll it again", "update_id", u.UpdateID)
+		return busyRetry
+	}
+	until := b.clock.Now().Add(settleWait)
+	if !b.settling.add() {
+		b.release(u.UpdateID)
+		return busyRetry
+	}
+	t := newTracked()
+	b.track(u.UpdateID, t)
+	if !d.tryDispatch(u, -1) {
+		b.untrack(u.UpdateID)
+		b.release(u.UpdateID)
+		b.settling.done()
+		return busyRetry
+	}
+	go func() {
+		defer b.settling.done()
+		b.settle(u.UpdateID, t, until)
+	}()
+	return 0
 }
 
 // handle runs one update through the engine and queues the replies. A
