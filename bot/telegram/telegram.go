@@ -12,6 +12,12 @@
 // copy behind (see revealOnceScheduled). Edited messages and the captions
 // of files are passed to the engine, marked, for it to check for personal
 // data.
+//
+// Several Bots for one token can run as replicas over a Coordinator, the
+// state they share (internal/app hands in one over the database): each
+// update is handled by one of them, a webhook is acknowledged once its
+// replies are sent, their messages share the bot's send budget, and one
+// of them polls at a time.
 package telegram
 
 import (
