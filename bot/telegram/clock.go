@@ -4,8 +4,10 @@ import "time"
 
 // Clock is where the adapter reads the time and waits for it: the due time
 // of a deletion and the sweep that finds it, send pacing and retries, the
-// poll loop's back-off, the webhook's wait for a busy worker, and the health
-// window. Options.Clock nil means the system clock.
+// poll loop's back-off, the webhook's wait for a busy worker, the wait for
+// a claimed update's replies and for a booked send slot, and the health
+// window. Options.Clock nil means the system clock. A Coordinator keeps
+// its own time: what it answers is relative.
 //
 // Tests either give their own Clock (the outbox's scheduler is tested that
 // way) or run the whole adapter inside a testing/synctest bubble, where the

@@ -33,7 +33,8 @@ type Deletions interface {
 	DeletionDone(ctx context.Context, d Deletion) error
 }
 
-// storeTimeout bounds one write to the schedule, made by a send worker.
+// storeTimeout bounds one write to the schedule, made by a send worker,
+// and one call to the Coordinator.
 const storeTimeout = 10 * time.Second
 
 // sweepInterval is how often the schedule is read: a message is deleted at

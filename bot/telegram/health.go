@@ -53,6 +53,11 @@ func (b *Bot) Reachable() bool { return b.health.reachable(b.o.PollTimeout + 35*
 type metrics struct {
 	tooMany prometheus.Counter
 	updates *prometheus.CounterVec
+	// With a Coordinator.
+	claims      *prometheus.CounterVec // by outcome
+	coordErrors *prometheus.CounterVec // by call
+	late        prometheus.Counter
+	leading     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, depth func() float64) *metrics {
@@ -64,5 +69,14 @@ func newMetrics(reg prometheus.Registerer, depth func() float64) *metrics {
 			Help: "Bot API calls answered 429 Too Many Requests."}),
 		updates: f.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_telegram_updates_total",
 			Help: "Updates received, by kind."}, []string{"kind"}),
+		claims: f.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_telegram_update_claims_total",
+			Help: "Updates claimed from the replicas' coordinator, by outcome (new, done: handled already, busy: another replica has it)."},
+			[]string{"outcome"}),
+		coordErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_telegram_coordinator_errors_total",
+			Help: "Calls to the replicas' coordinator that failed, by call."}, []string{"call"}),
+		late: f.NewCounter(prometheus.CounterOpts{Name: "otpgate_telegram_updates_late_total",
+			Help: "Claimed updates marked done before all their replies were sent, past the 45 s bound."}),
+		leading: f.NewGauge(prometheus.GaugeOpts{Name: "otpgate_telegram_polling_leader",
+			Help: "1 while this replica holds the polling lease (polling with a coordinator)."}),
 	}
 }

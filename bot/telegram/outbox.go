@@ -32,6 +32,11 @@ const (
 	maxBackoff      = 30 * time.Second
 )
 
+// groupInterval spaces a group's messages evenly when the budget is shared
+// (Coordinator.Reserve keeps one instant per chat, not a window): never
+// more than groupPerWindow in groupWindow.
+const groupInterval = groupWindow / groupPerWindow
+
 // call is one queued Bot API request.
 type call struct {
 	chatID int64
@@ -49,7 +54,11 @@ type call struct {
 	reveal *call
 	// files, when set, go as a multipart upload (sendPhoto).
 	files []tgbotapi.RequestFile
-	seq   uint64
+	// update, if set, is the claimed update the call answers; it learns
+	// when the call is made or refused for good (not when it is replaced
+	// by next: what takes its place answers the same update).
+	update *tracked
+	seq    uint64
 }
 
 // message reports whether c counts against Telegram's message limits.
@@ -91,6 +100,9 @@ type outbox struct {
 
 	health        *health            // nil in unit tests
 	tooManyMetric prometheus.Counter // nil in unit tests
+	// coord, when set, books every message's slot in the budget the
+	// replicas share, on top of this queue's own pacing.
+	coord Coordinator
 }
 
 func newOutbox(api caller, log *slog.Logger, workers int, clock Clock) *outbox {
@@ -234,6 +246,12 @@ func later(a, b time.Time) time.Time {
 func (o *outbox) worker(ctx context.Context) {
 	defer o.wg.Done()
 	for c := range o.work {
+		if o.coord != nil && c.message() {
+			if err := o.reserve(ctx, c); err != nil {
+				o.notSent(c, err)
+				continue
+			}
+		}
 		var (
 			resp *tgbotapi.APIResponse
 			err  error
@@ -243,8 +261,71 @@ func (o *outbox) worker(ctx context.Context) {
 		} else {
 			resp, err = o.api.MakeRequest(c.method, c.params)
 		}
+		if o.coord != nil && c.message() {
+			o.shareBackoff(c, err)
+		}
 		o.finish(c, resp, err)
 	}
+}
+
+// reserve books c's slot in the shared budget and waits for it, first
+// for its chat to be free if another replica wrote to it last. The chat
+// is held meanwhile, so its order stands.
+func (o *outbox) reserve(ctx context.Context, c *call) error {
+	o.mu.Lock()
+	group := o.chats[c.chatID].group
+	o.mu.Unlock()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		wait, booked, err := o.coord.Reserve(rctx, slotFor(c.chatID, group))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("telegram: booking a send slot: %w", err)
+		}
+		if !booked {
+			wait = max(wait, time.Millisecond) // never a spin
+		}
+		if wait > 0 {
+			select {
+			case <-o.clock.After(wait):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if booked {
+			return nil
+		}
+	}
+}
+
+// shareBackoff tells the other replicas of a 429 for c's chat.
+func (o *outbox) shareBackoff(c *call, err error) {
+	var tg *tgbotapi.Error
+	if !errors.As(err, &tg) || tg.Code != http.StatusTooManyRequests {
+		return
+	}
+	wait, _ := classify(err)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := o.coord.Backoff(ctx, c.chatID, wait); err != nil {
+		o.log.Warn("could not share a 429 with the other replicas", "retry_in", wait, "err", err)
+	}
+}
+
+// notSent puts c back at the head of its chat, unsent, to try again
+// after a back-off: its slot could not be booked. Telegram was not asked,
+// so health and the 429 count are untouched.
+func (o *outbox) notSent(c *call, err error) {
+	o.mu.Lock()
+	q := o.chats[c.chatID]
+	q.inFlight = false
+	q.failures++
+	retryIn := backoff(q.failures)
+	q.next = later(q.next, o.clock.Now().Add(retryIn))
+	attempt := q.failures
+	o.mu.Unlock()
+	o.log.Warn("send slot not booked; will retry", "method", c.method, "retry_in", retryIn, "attempt", attempt, "err", err)
+	o.poke()
 }
 
 // finish records the outcome of c: success and permanent failure pop it;
@@ -317,6 +398,7 @@ func (o *outbox) finish(c *call, resp *tgbotapi.APIResponse, err error) {
 	if c.done != nil {
 		c.done(resp, err)
 	}
+	c.update.callDone() // after done: a call done queues belongs to the update too
 	o.poke()
 }
 
@@ -329,6 +411,7 @@ func (o *outbox) replaceHead(c, follow *call) {
 	o.mu.Lock()
 	q := o.chats[c.chatID]
 	follow.seq = c.seq // it keeps its turn among the chats
+	follow.update = c.update
 	q.calls[0] = follow
 	q.inFlight, q.failures = false, 0
 	o.mu.Unlock()

@@ -12,6 +12,12 @@
 // copy behind (see revealOnceScheduled). Edited messages and the captions
 // of files are passed to the engine, marked, for it to check for personal
 // data.
+//
+// Several Bots for one token can run as replicas over a Coordinator, the
+// state they share (internal/app hands in one over the database): each
+// update is handled by one of them, a webhook is acknowledged once its
+// replies are sent, their messages share the bot's send budget, and one
+// of them polls at a time.
 package telegram
 
 import (
@@ -65,6 +71,13 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Clock is the adapter's time; nil means the system clock.
 	Clock Clock
+	// Coordinator, when set, is the state this Bot shares with the other
+	// replicas of the same bot (see Coordinator): every update is claimed
+	// before it is handled and a webhook is answered once its replies
+	// are sent, every message books its slot in the shared budget, and
+	// only the replica holding the polling lease polls. Nil: this Bot is
+	// alone.
+	Coordinator Coordinator
 }
 
 func (o *Options) validate() error {
@@ -129,6 +142,15 @@ type Bot struct {
 	username string // the bot's @username, for deep links
 	health   health
 	m        *metrics
+
+	// With a Coordinator: the trackers of claimed updates not yet taken
+	// by a handler (guarded by mu), the goroutines holding claims, closed
+	// abandon when Run stops waiting for their calls, and the context of
+	// their coordinator calls, which ends with Run's shutdown bound.
+	tracking map[int]*tracked
+	settling settlers
+	abandon  chan struct{}
+	coordCtx context.Context
 }
 
 // New checks the options. It does no I/O.
@@ -137,7 +159,8 @@ func New(o Options) (*Bot, error) {
 		return nil, fmt.Errorf("telegram: %w", err)
 	}
 	b := &Bot{o: o, log: o.Logger.With("component", "telegram"), clock: o.Clock,
-		deleting: map[Deletion]bool{}, warned: map[int64]bool{}, health: health{clock: o.Clock}}
+		deleting: map[Deletion]bool{}, warned: map[int64]bool{}, health: health{clock: o.Clock},
+		tracking: map[int]*tracked{}, abandon: make(chan struct{}), coordCtx: context.Background()}
 	b.m = newMetrics(o.Registerer, func() float64 {
 		if out := b.outbox(); out != nil {
 			return float64(out.depth())
@@ -191,8 +214,13 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	b.log.Info("connected", "bot", sendAPI.Self.UserName, "mode", map[bool]string{true: "webhook", false: "polling"}[b.o.WebhookURL != ""])
 	b.health.ok()
+	// Calls to the Coordinator about claims outlive ctx by the shutdown
+	// bound, like sends.
+	coordCtx, cancelCoord := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelCoord()
+	b.coordCtx = coordCtx
 	out := newOutbox(sendAPI, b.log, b.o.SendWorkers, b.clock)
-	out.health, out.tooManyMetric = &b.health, b.m.tooMany
+	out.health, out.tooManyMetric, out.coord = &b.health, b.m.tooMany, b.o.Coordinator
 	b.mu.Lock()
 	b.username, b.out = sendAPI.Self.UserName, out
 	b.mu.Unlock()
@@ -232,6 +260,16 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	flushErr := b.out.drain(deadline)
+	// Claimed updates whose calls are all made have been marked done;
+	// the others are abandoned now (see settle). Their coordinator calls
+	// end with the shutdown bound.
+	close(b.abandon)
+	stopCoord := context.AfterFunc(deadline, cancelCoord)
+	defer stopCoord()
+	if err := b.settling.close(deadline); err != nil {
+		cancelCoord()
+		b.settling.wg.Wait()
+	}
 	cancelSend()
 	<-outDone
 	if flushErr != nil {
@@ -241,26 +279,80 @@ func (b *Bot) Run(ctx context.Context) error {
 }
 
 // poll receives updates with getUpdates until ctx ends. Errors back off
-// (capped); the loop never spins.
+// (capped); the loop never spins. With a Coordinator it polls only while
+// it holds the polling lease, and stands by while another replica does.
 func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher) error {
 	// A webhook left set makes getUpdates fail with 409: polling replaces it.
 	if _, err := sendAPI.MakeRequest("deleteWebhook", nil); err != nil {
 		b.log.Warn("deleteWebhook failed", "err", redactErr(err))
 	}
-	pollAPI, err := b.connect(ctx, b.o.PollTimeout+15*time.Second)
-	if err != nil {
+	if b.o.Coordinator == nil {
+		err := b.pollLeading(ctx, ctx, sendAPI, d)
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	offset, failures := 0, 0
+	failures := 0
 	for ctx.Err() == nil {
+		lead, release, err := b.o.Coordinator.Lead(ctx, pollLease)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			b.m.coordErrors.WithLabelValues("lead").Inc()
+			failures++
+			wait := backoff(failures)
+			b.log.Warn("cannot tell which replica polls; will ask again", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+			case <-b.clock.After(wait):
+			}
+			continue
+		}
+		b.log.Info("leading: this replica polls")
+		b.m.leading.Set(1)
+		err = b.pollLeading(ctx, lead, sendAPI, d)
+		release()
+		b.m.leading.Set(0)
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, ErrUnauthorized):
+			return err
+		case err != nil:
+			failures++
+			wait := backoff(failures)
+			b.log.Warn("could not start polling; standing by", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+			case <-b.clock.After(wait):
+			}
+		default:
+			failures = 0
+			b.log.Warn("lost the polling lease; standing by")
+		}
+	}
+	return nil
+}
+
+// pollLeading polls until lead ends: ctx, or with a Coordinator the
+// polling lease. With a Coordinator every update is claimed first, and
+// one that another replica still holds (the leader before, finishing
+// what it had) is asked for again until it is done or its claim lapses:
+// nothing is lost or handled twice across a change of leader, and a
+// chat's updates keep their order.
+func (b *Bot) pollLeading(ctx, lead context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher) error {
+	pollAPI, err := b.connect(lead, b.o.PollTimeout+15*time.Second)
+	if err != nil {
+		return err
+	}
+	offset, failures := 0, 0
+	for lead.Err() == nil {
 		updates, err := pollAPI.GetUpdates(tgbotapi.UpdateConfig{
 			Offset: offset, Timeout: int(b.o.PollTimeout / time.Second), AllowedUpdates: allowedUpdates,
 		})
 		if err != nil {
-			if ctx.Err() != nil {
+			if lead.Err() != nil {
 				break
 			}
 			b.health.fail()
@@ -268,28 +360,85 @@ func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher)
 			wait := backoff(failures)
 			b.log.Warn("getUpdates failed", "err", redactErr(err), "retry_in", wait)
 			select {
-			case <-ctx.Done():
+			case <-lead.Done():
 			case <-b.clock.After(wait):
 			}
 			continue
 		}
 		failures = 0
 		b.health.ok()
+		var again time.Duration
 		for _, u := range updates {
+			if b.o.Coordinator != nil {
+				if again = b.admitPolled(d, u); again > 0 {
+					break // this one and the rest come again with offset
+				}
+				offset = u.UpdateID + 1
+				continue
+			}
 			offset = u.UpdateID + 1
 			d.dispatch(u)
 		}
+		if again > 0 {
+			select {
+			case <-lead.Done():
+			case <-b.clock.After(again):
+			}
+		}
 	}
-	if offset > 0 {
+	if offset > 0 && ctx.Err() != nil {
 		// Confirm what was handed to the handlers, so a restart does not
 		// see it again. The poll client is cancelled; use the send client.
+		// Not after losing the lease: the new leader polls, and a second
+		// getUpdates would cut its poll short with 409.
 		_, _ = sendAPI.MakeRequest("getUpdates", tgbotapi.Params{"offset": strconv.Itoa(offset), "limit": "1", "timeout": "0"})
 	}
 	return nil
 }
 
-// handle runs one update through the engine and queues the replies.
+// admitPolled claims a polled update and, if it is new, dispatches it
+// and settles it in the background. It returns 0 when the update is dealt
+// with (dispatched, or done already), or how soon to poll for it again.
+func (b *Bot) admitPolled(d *dispatcher, u tgbotapi.Update) time.Duration {
+	c, err := b.claim(u.UpdateID)
+	switch {
+	case err != nil:
+		b.log.Warn("could not claim an update; will poll it again", "update_id", u.UpdateID, "err", err, "retry_in", busyRetry)
+		return busyRetry
+	case c == ClaimDone:
+		return 0
+	case c == ClaimBusy:
+		b.log.Debug("update held by another replica; will poll it again", "update_id", u.UpdateID)
+		return busyRetry
+	}
+	until := b.clock.Now().Add(settleWait)
+	if !b.settling.add() {
+		b.release(u.UpdateID)
+		return busyRetry
+	}
+	t := newTracked()
+	b.track(u.UpdateID, t)
+	if !d.tryDispatch(u, -1) {
+		b.untrack(u.UpdateID)
+		b.release(u.UpdateID)
+		b.settling.done()
+		return busyRetry
+	}
+	go func() {
+		defer b.settling.done()
+		b.settle(u.UpdateID, t, until)
+	}()
+	return 0
+}
+
+// handle runs one update through the engine and queues the replies. A
+// claimed update's tracker follows every call queued for it.
 func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
+	t, ok := b.takeTracker(tu.UpdateID)
+	if !ok {
+		return // given back at shutdown: another replica handles it
+	}
+	defer t.handled() // also when the engine panics: nothing more will come
 	u, ok := toUpdate(tu)
 	b.m.updates.WithLabelValues(updateKind(tu, ok)).Inc()
 	if !ok {
@@ -302,8 +451,10 @@ func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
 			case c.reveal != nil:
 				c.next = b.revealOnceScheduled(c.reveal, r.DeleteAfter)
 			case c.method == "deleteMessage" && r.DeleteFailed != "":
-				c.done = b.warnIfNotDeleted(r.ChatID, r.DeleteFailed, group)
+				c.done = b.warnIfNotDeleted(r.ChatID, r.DeleteFailed, group, t)
 			}
+			c.update = t
+			t.add()
 			b.out.enqueue(c, group)
 		}
 	}
@@ -311,7 +462,8 @@ func (b *Bot) handle(ctx context.Context, tu tgbotapi.Update) {
 
 // warnIfNotDeleted says, once per chat, that the bot lacks the right to
 // delete messages there (Telegram answers 400 "message can't be deleted").
-func (b *Bot) warnIfNotDeleted(chatID int64, notice string, group bool) func(*tgbotapi.APIResponse, error) {
+// The notice belongs to the update t, if tracked.
+func (b *Bot) warnIfNotDeleted(chatID int64, notice string, group bool, t *tracked) func(*tgbotapi.APIResponse, error) {
 	return func(_ *tgbotapi.APIResponse, err error) {
 		if err == nil {
 			return
@@ -321,7 +473,8 @@ func (b *Bot) warnIfNotDeleted(chatID int64, notice string, group bool) func(*tg
 		b.warned[chatID] = true
 		b.mu.Unlock()
 		if !already {
-			b.out.enqueue(&call{chatID: chatID, method: "sendMessage",
+			t.add()
+			b.out.enqueue(&call{chatID: chatID, method: "sendMessage", update: t,
 				params: tgbotapi.Params{"chat_id": strconv.FormatInt(chatID, 10), "text": notice}}, group)
 		}
 	}

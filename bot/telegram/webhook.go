@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,7 +21,9 @@ const maxUpdateBytes = 1 << 20
 
 // webhookHandler receives updates Telegram posts. It checks the secret in
 // constant time, decodes, hands the update to the dispatcher and answers at
-// once; a full dispatcher gets 503 so Telegram retries later.
+// once; a full dispatcher gets 503 so Telegram retries later. With a
+// Coordinator it claims the update first and answers once its replies are
+// sent (serveClaimed).
 type webhookHandler struct {
 	secret []byte
 	d      *dispatcher
@@ -51,8 +54,66 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if !h.d.tryDispatch(u, 5*time.Second) {
+	if h.b.o.Coordinator != nil {
+		h.serveClaimed(w, u)
+		return
+	}
+	if !h.d.tryDispatch(u, dispatchWait) {
 		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// dispatchWait is how long a webhook request waits for room in its chat's
+// worker queue before answering 503.
+const dispatchWait = 5 * time.Second
+
+// serveClaimed handles u with a Coordinator. It claims u: an update some
+// replica has handled is acknowledged (200), one another replica holds is
+// refused (503) for Telegram to deliver again, as is any update when the
+// Coordinator fails. A new one is handled and answered 200 only once every
+// reply is made or refused for good, and then marked done. So a replica
+// that dies with an update leaves it unacknowledged, and Telegram delivers
+// it again to another once the claim lapses; and a chat's updates are
+// handled in order across replicas, since Telegram sends a chat's next
+// update only after the previous one was acknowledged. The wait is bound
+// by settleWait (45 s, under the 60 s after which Telegram gives up on a
+// connection); past it the update is acknowledged and marked done with its
+// replies still queued (see settle for why). A shutdown before the replies
+// go answers 503.
+func (h *webhookHandler) serveClaimed(w http.ResponseWriter, u tgbotapi.Update) {
+	b := h.b
+	until := b.clock.Now().Add(settleWait)
+	if !b.settling.add() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer b.settling.done()
+	c, err := b.claim(u.UpdateID)
+	switch {
+	case err != nil:
+		b.log.Warn("webhook: could not claim an update; asked Telegram to retry", "update_id", u.UpdateID, "err", err)
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	case c == ClaimDone:
+		w.WriteHeader(http.StatusOK)
+		return
+	case c == ClaimBusy:
+		b.log.Debug("webhook: update held by another replica; asked Telegram to retry", "update_id", u.UpdateID)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	t := newTracked()
+	b.track(u.UpdateID, t)
+	if !h.d.tryDispatch(u, dispatchWait) {
+		b.untrack(u.UpdateID)
+		b.release(u.UpdateID)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	if b.settle(u.UpdateID, t, until) == settledAbandoned {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
@@ -68,6 +129,9 @@ func (b *Bot) serveWebhook(ctx context.Context, api *tgbotapi.BotAPI, d *dispatc
 	mux := http.NewServeMux()
 	mux.Handle(path, &webhookHandler{secret: []byte(b.o.WebhookSecret), d: d, b: b})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	if b.o.Coordinator != nil {
+		srv.WriteTimeout = settleWait + 15*time.Second // the answer waits for the replies
+	}
 	ln := b.o.WebhookListener
 	if ln == nil {
 		var err error
@@ -102,5 +166,11 @@ func (b *Bot) serveWebhook(ctx context.Context, api *tgbotapi.BotAPI, d *dispatc
 	defer cancel()
 	err = srv.Shutdown(sctx) // waits for handlers: their updates are dispatched
 	<-serveErr               // ErrServerClosed, as soon as Shutdown began
+	if b.o.Coordinator != nil && errors.Is(err, context.DeadlineExceeded) {
+		// Requests waiting for their replies: Run settles them once the
+		// send queue is flushed, and waits for them.
+		b.log.Info("webhook: requests still waiting for their replies at shutdown")
+		return nil
+	}
 	return err
 }

@@ -18,7 +18,9 @@
 // with NewUnstarted in the bubble and connect through Transport (no
 // socket); deliver webhooks over a Listener. Every wait of the fake then
 // runs on the bubble's clock. Deletions is an in-memory schedule for the
-// adapter's Options.Deletions.
+// adapter's Options.Deletions, and Coordinator the in-memory state several
+// Bots share as replicas (Options.Coordinator), with CoordinatorChecks,
+// the contract any Coordinator is held to.
 //
 // Where the fake knowingly differs from Telegram:
 //   - an empty getUpdates with timeout=0 is held for Options.ShortPollWait
