@@ -263,6 +263,10 @@ func (a *App) buildTelegram() error {
 	to.Deletions, to.Logger, to.Registerer = storeDeletions{a.Store}, a.Log, deps.Registry
 	to.WebhookURL, to.WebhookListen, to.WebhookSecret = cfg.WebhookURL, cfg.WebhookListen, cfg.WebhookSecret.Reveal()
 	to.HTTPTransport = deps.TelegramTransport
+	if cfg.Database() {
+		// Replicas share update claims, the send budget and the polling lease.
+		to.Coordinator = storeCoordinator{st: a.Store, holder: a.replica, log: a.Log}
+	}
 	// The adapter drains within the budget; what is left of it after the
 	// adapter stops belongs to the SMS queue, the ops server and the store.
 	to.ShutdownTimeout = deps.ShutdownBudget * 6 / 10
