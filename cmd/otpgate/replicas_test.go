@@ -62,7 +62,7 @@ type balancer struct {
 	reps []*replica
 	next int
 	dup  map[int64]bool
-	// served counts requests per replica index.
+	// served counts the requests sent to each replica.
 	served []atomic.Int64
 }
 
@@ -120,13 +120,13 @@ func (b *balancer) forward(i int, r *http.Request, body []byte) int {
 		return 0
 	}
 	req.Header = r.Header.Clone()
+	b.served[i].Add(1)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
-	b.served[i].Add(1)
 	return resp.StatusCode
 }
 
@@ -330,7 +330,7 @@ func TestReplicasShareOneState(t *testing.T) {
 		c.tg.SendText(chat, from, code)
 		c.released(5001, "Kavya Nair")
 		if served := c.lb.replicasServed(); served < 2 {
-			t.Fatalf("the flow's two updates went to %d replica(s)", served)
+			t.Fatalf("the flow's two updates went to %d replica(s): %d %d %d", served, c.lb.served[0].Load(), c.lb.served[1].Load(), c.lb.served[2].Load())
 		}
 	})
 
