@@ -7,7 +7,12 @@
 //
 // A test plays the people on the other side: SendText, ShareContact,
 // PressButton and friends queue updates that the bot receives by long
-// polling (getUpdates) or, once it calls setWebhook, by POSTs to its webhook.
+// polling (getUpdates) or, once it calls setWebhook, by POSTs to its
+// webhook. Those go out as Telegram's Bot API server sends them: a chat's
+// updates one at a time and in order, each only once the one before was
+// answered 2xx, and different chats in parallel, at most max_connections
+// POSTs at a time (earliest update first), so a bot behind a load
+// balancer sees a burst the way it would in production.
 // Everything the bot does is recorded (Calls, Sent, Deleted, Answered…) and
 // can be awaited without sleeping (WaitSent, WaitLatest, WaitFor). Failures
 // are scripted with FailNext, FailAfter (the call took effect, the answer
@@ -27,9 +32,13 @@
 //     (Telegram answers at once; the fake stands in for the network round
 //     trip so a misconfigured poll loop cannot spin), and every long poll is
 //     capped at Options.MaxPollWait;
-//   - webhooks may be plain http:// (httptest) and are delivered one request
-//     at a time, in update order, whatever max_connections says; a reply
-//     body that carries a method call is ignored;
+//   - webhooks may be plain http:// (httptest), and a reply body that
+//     carries a method call is ignored. A failed delivery (not 2xx, no
+//     answer, a timeout) is retried until it succeeds, after the short
+//     waits of Options.WebhookBackoff, and holds back only its own queue:
+//     the fake queues a callback query with the chat of its message, an
+//     update without a chat (an inline query) with the user it is from,
+//     and whatever has neither in one queue of its own;
 //   - any chat id may be written to: there is no "chat not found" or "bot
 //     can't initiate conversation" for chats the fake has not seen, only for
 //     getChat; privacy mode is not modelled (inject what the bot would see);
@@ -41,7 +50,8 @@
 //     unbalanced tag or a bare '<' in HTML.
 //
 // A Server is safe for concurrent use. Close releases every held request
-// and stops the webhook sender: no goroutine of the fake outlives Close.
+// and stops the webhook sender, abandoning the deliveries in flight: no
+// goroutine of the fake outlives Close.
 package telegramtest
 
 import (
@@ -111,9 +121,9 @@ type Options struct {
 	// httptest.NewTLSServer(…).Client() to deliver to a TLS test server.
 	WebhookClient *http.Client
 	// WebhookBackoff is the wait before the first retry of a failed
-	// delivery, doubled on every further failure up to WebhookMaxBackoff.
-	// Zero values mean 10 ms and 500 ms: Telegram waits far longer, tests
-	// should not.
+	// delivery, doubled on every further failure in the same chat up to
+	// WebhookMaxBackoff; other chats are not held back. Zero values mean
+	// 10 ms and 500 ms: Telegram waits far longer, tests should not.
 	WebhookBackoff    time.Duration
 	WebhookMaxBackoff time.Duration
 
