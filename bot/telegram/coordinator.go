@@ -38,11 +38,14 @@ type Coordinator interface {
 	//     lapsed, since it died): the caller now holds it until the lease
 	//     lapses, and handles it.
 	//   - ClaimDone: UpdateDone was called for it: some replica handled
-	//     it. The caller acknowledges it to Telegram and does nothing else.
-	//   - ClaimBusy: another replica holds a live claim and is handling it
-	//     now. The caller answers Telegram non-2xx, so that Telegram
-	//     delivers it again later, by which time it is done (ClaimDone) or
-	//     its holder died (ClaimNew once the lease lapsed).
+	//     it. The caller acknowledges it to Telegram (a webhook answers
+	//     200, the poller moves past it) and does nothing else.
+	//   - ClaimBusy: a replica holds a live claim and is handling it now
+	//     (the caller too may hold it: a claim knows no holder). The caller
+	//     leaves it for later: a webhook answers non-2xx, so that Telegram
+	//     delivers it again, and the poller asks for it again. By then it
+	//     is done (ClaimDone) or its holder died (ClaimNew once the lease
+	//     lapsed).
 	//
 	// On an error nothing may be assumed: the caller neither handles nor
 	// acknowledges the update (a webhook answers 503), and asks again
@@ -116,10 +119,10 @@ type Coordinator interface {
 	//
 	// A standby blocked in Lead asks at least every lease/3 (or is told):
 	// it takes over within half a lease of a release, and within lease of
-	// the leader's last renewal when the leader dies or is cut off. Nothing rests on
-	// two replicas never leading at once: a second getUpdates makes
-	// Telegram answer 409 to one of the two, and claims keep an update
-	// from being handled twice.
+	// the leader's last renewal when the leader dies or is cut off.
+	// Nothing rests on two replicas never leading at once: a second
+	// getUpdates makes Telegram answer 409 to one of the two, and claims
+	// keep an update from being handled twice.
 	Lead(ctx context.Context, lease time.Duration) (lead context.Context, release func(), err error)
 }
 

@@ -312,24 +312,30 @@ func (b *Bot) poll(ctx context.Context, sendAPI *tgbotapi.BotAPI, d *dispatcher)
 		}
 		b.log.Info("leading: this replica polls")
 		b.m.leading.Set(1)
+		since := b.clock.Now()
 		err = b.pollLeading(ctx, lead, sendAPI, d)
 		release()
 		b.m.leading.Set(0)
 		switch {
 		case ctx.Err() != nil:
+			continue
 		case errors.Is(err, ErrUnauthorized):
 			return err
 		case err != nil:
-			failures++
-			wait := backoff(failures)
-			b.log.Warn("could not start polling; standing by", "err", err, "retry_in", wait)
-			select {
-			case <-ctx.Done():
-			case <-b.clock.After(wait):
-			}
+			b.log.Warn("could not start polling; standing by", "err", err)
 		default:
-			failures = 0
 			b.log.Warn("lost the polling lease; standing by")
+		}
+		// A lead lost as soon as it was won must not become a loop of
+		// Lead and getMe: back off unless it lasted a lease.
+		if b.clock.Now().Sub(since) >= pollLease && err == nil {
+			failures = 0
+			continue
+		}
+		failures++
+		select {
+		case <-ctx.Done():
+		case <-b.clock.After(backoff(failures)):
 		}
 	}
 	return nil
