@@ -227,6 +227,11 @@ func TestKilledMidSendStillDeletes(t *testing.T) {
 				if err := fake.WaitFor(wctx, hung); err != nil {
 					t.Fatalf("the %s was not made: %v", tc.hang, err)
 				}
+				// Kill only once the first process's next poll confirmed the
+				// update; before that a new process is rightly given it again.
+				if err := fake.WaitFor(wctx, func() bool { return fake.Pending() == 0 }); err != nil {
+					t.Fatalf("the update was never confirmed: %v", err)
+				}
 				proc.killed.Store(true)
 				if got := len(copies(fake, 901)) == 1; got != tc.revealed {
 					t.Fatalf("record in the chat at the kill: %v, want %v", got, tc.revealed)
