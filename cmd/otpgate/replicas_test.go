@@ -154,6 +154,12 @@ func listenAddr(t *testing.T) string {
 // startCluster imports records into a fresh database and starts n replicas
 // behind the balancer; it returns once every replica is ready.
 func startCluster(t *testing.T, n int, records string, extra ...string) *cluster {
+	return startClusterMode(t, n, true, records, extra...)
+}
+
+// startClusterMode starts the replicas in webhook mode or, with webhook
+// false, in long-polling mode (one polls, the others stand by).
+func startClusterMode(t *testing.T, n int, webhook bool, records string, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, pg: pgtest.Start(t), tg: tf.New(tgToken, tf.Options{EnforceLimits: true}), tw: twiliotest.New(twSID, twToken)}
 	t.Cleanup(c.tg.Close)
@@ -170,11 +176,13 @@ func startCluster(t *testing.T, n int, records string, extra ...string) *cluster
 		"OTPGATE_MASTER_KEY=" + hex.EncodeToString(bytes.Repeat([]byte{9}, keyHexLen)),
 		"OTPGATE_DATABASE_URL=" + c.pg.NewDatabase(t),
 		"OTPGATE_TELEGRAM_TOKEN=" + tgToken, "OTPGATE_TELEGRAM_API_URL=" + c.tg.URL(),
-		"OTPGATE_WEBHOOK_URL=" + c.lb.srv.URL + "/telegram", "OTPGATE_WEBHOOK_SECRET=" + hookSecret,
 		"OTPGATE_TWILIO_ACCOUNT_SID=" + twSID, "OTPGATE_TWILIO_AUTH_TOKEN=" + twToken,
 		"OTPGATE_TWILIO_FROM=" + twFrom, "OTPGATE_TWILIO_API_URL=" + c.tw.URL(),
 		"OTPGATE_LOG_LEVEL=debug",
 	}, extra...)
+	if webhook {
+		c.env = append(c.env, "OTPGATE_WEBHOOK_URL="+c.lb.srv.URL+"/telegram", "OTPGATE_WEBHOOK_SECRET="+hookSecret)
+	}
 	file := filepath.Join(t.TempDir(), "records.jsonl")
 	if err := os.WriteFile(file, []byte(records), 0o600); err != nil {
 		t.Fatal(err)
@@ -563,5 +571,115 @@ func TestReplicasShareOneState(t *testing.T) {
 				t.Errorf("replica %d's logs contain %q", i, s)
 			}
 		}
+	}
+}
+
+// A burst of 300 users, each looking their record up and typing the code,
+// through three replicas and through one: Telegram's limits hold across
+// the replicas together (not one 429 from a fake that enforces them), and
+// every user gets their record. The times are logged for comparison, not
+// asserted: the machine is shared.
+func TestBurstThroughReplicas(t *testing.T) {
+	t.Parallel()
+	const users = 300
+	var records strings.Builder
+	for i := range users {
+		records.WriteString(record(fmt.Sprintf("710000000%05d", i), fmt.Sprintf("Person %03d", i), fmt.Sprintf("92000%05d", i)))
+	}
+	took := map[int]time.Duration{}
+	for _, n := range []int{3, 1} {
+		t.Run(fmt.Sprintf("%d replicas", n), func(t *testing.T) {
+			c := startCluster(t, n, records.String(), "OTPGATE_SENDS_PER_PREFIX_HOUR=100000", "OTPGATE_GLOBAL_SMS_PER_HOUR=100000")
+			start := time.Now()
+			for i := range users {
+				chat, from := user(int64(70000 + i))
+				c.tg.SendText(chat, from, fmt.Sprintf("/lookup 92000%05d", i))
+			}
+			answered := map[string]bool{}
+			err := poll(c.ctx, func() bool {
+				for _, m := range c.tw.Messages() {
+					if answered[m.To] {
+						continue
+					}
+					answered[m.To] = true
+					i := atoi(strings.TrimPrefix(m.To, "+9192000"))
+					chat, from := user(int64(70000 + i))
+					c.tg.SendText(chat, from, codeRE.FindString(m.Body))
+				}
+				return len(answered) == users
+			})
+			if err != nil {
+				t.Fatalf("%d of %d SMS: %v\n%s", len(answered), users, err, c.logs())
+			}
+			err = poll(c.ctx, func() bool {
+				for i := range users {
+					found := false
+					for _, m := range c.tg.Latest(int64(70000 + i)) {
+						if strings.Contains(m.Text, fmt.Sprintf("Person %03d", i)) {
+							found = true
+							break
+						}
+					}
+					if !found {
+						return false
+					}
+				}
+				return true
+			})
+			if err != nil {
+				t.Fatalf("not every user got their record: %v", err)
+			}
+			took[n] = time.Since(start)
+			st := c.tg.Stats()
+			if st.TooMany429 != 0 {
+				t.Fatalf("%d responses 429 (global %d, chat %d, group %d)", st.TooMany429, st.LimitGlobal, st.LimitChat, st.LimitGroup)
+			}
+			t.Logf("%d users through %d replica(s): %v, %d messages sent, 0 × 429, webhook requests per replica %v",
+				users, n, took[n].Round(10*time.Millisecond), st.Sent, c.lb.counts())
+		})
+	}
+}
+
+// counts is the requests each replica was sent.
+func (b *balancer) counts() []int64 {
+	out := make([]int64, len(b.served))
+	for i := range b.served {
+		out[i] = b.served[i].Load()
+	}
+	return out
+}
+
+// With the database, replicas in long-polling mode elect one poller; when
+// it is killed (SIGKILL: its lease is never given up) a standby takes
+// over within the lease, and the flows go on.
+func TestPollingStandbyTakesOver(t *testing.T) {
+	t.Parallel()
+	c := startClusterMode(t, 2, false, record("72000000000001", "Nila Bose", "9300000001")+record("72000000000002", "Om Prakash", "9300000002"))
+	chat, from := user(8001)
+	c.tg.SendText(chat, from, "/lookup 9300000001")
+	c.tg.SendText(chat, from, c.smsTo("9300000001", 1))
+	c.released(8001, "Nila Bose")
+	leader := -1
+	for i, r := range c.reps {
+		if strings.Contains(r.logs.String(), "leading: this replica polls") {
+			if leader >= 0 {
+				t.Fatalf("replicas %d and %d both lead\n%s", leader, i, c.logs())
+			}
+			leader = i
+		}
+	}
+	if leader < 0 {
+		t.Fatalf("no replica leads\n%s", c.logs())
+	}
+	c.kill(leader)
+	killed := time.Now()
+	chat, from = user(8002)
+	c.tg.SendText(chat, from, "/lookup 9300000002")
+	code := c.smsTo("9300000002", 1)
+	t.Logf("the standby answered %v after the leader was killed", time.Since(killed).Round(100*time.Millisecond))
+	c.tg.SendText(chat, from, code)
+	c.released(8002, "Om Prakash")
+	if other := c.reps[1-leader]; !strings.Contains(other.logs.String(), "leading: this replica polls") {
+		t.Fatalf("the standby never led\n%s", other.logs)
 	}
 }
