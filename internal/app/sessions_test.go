@@ -24,4 +24,3 @@ func TestStoreSessionsConform(t *testing.T) {
 		return storeSessions{st: st, holder: "test", retain: c.Retention, now: c.Now, log: slog.New(slog.DiscardHandler)}
 	})
 }
-

@@ -28,11 +28,16 @@ var rules = []rule{
 	{[]string{"proof"}, []string{"..."}, "proof is a leaf: anyone verifies a proof without otpgate's store", false},
 	{[]string{"store", "store/..."}, []string{"bot", "bot/...", "otp", "otp/...", "internal/app", "cmd/..."},
 		"store is the bottom layer: it enforces the invariant without knowing who asks", false},
+	{[]string{"store/kv"}, []string{"store", "store/badgerkv", "store/pgkv", "store/recordfile"},
+		"the persistence contract is a leaf: it imports neither engine nor the logic over it", false},
+	{[]string{"store", "store/badgerkv", "store/recordfile"}, []string{"store/pgkv"},
+		"the store's logic is written over the contract: only internal/app picks PostgreSQL", false},
 	{[]string{"otp", "otp/..."}, []string{"bot", "bot/...", "internal/app", "cmd/..."}, "otp never imports the chat layer", false},
 	{[]string{"bot", "bot/..."}, []string{"internal/app", "cmd/..."}, "the chat layer does not reach up to the wiring", false},
 	{[]string{"bot/telegram", "bot/console"}, []string{"store", "store/..."},
 		"chat adapters never import a store: the engine asks the store, the adapters only carry text", true},
-	{[]string{"cmd/otpgate"}, []string{"bot/telegram/telegramtest", "otp/otptest", "otp/twilio/twiliotest", "internal/app/apptest", "internal/pgtest", "bench"},
+	{[]string{"cmd/otpgate"}, []string{"bot/telegram/telegramtest", "otp/otptest", "otp/twilio/twiliotest", "internal/app/apptest", "internal/pgtest", "bench",
+		"store/storetest", "store/kv/kvtest", "bot/sessiontest"},
 		"no test fake is linked into the shipped binary", false},
 }
 
