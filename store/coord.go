@@ -109,13 +109,14 @@ type Budget struct {
 
 // Reserve books a send slot against two budgets every replica shares: a
 // gate (one chat's) and a shared one (the bot's). If the gate's next free
-// moment is after now nothing is booked and wait says how long until then.
-// Otherwise it books t, the later of now and the shared budget's next free
-// moment, moves the shared budget to t+its interval and the gate to
-// t+its interval, and returns wait = t-now, booked. So N replicas together
-// stay within one budget, and a message waiting for its chat never holds
-// the bot's budget for others.
-func (s *Store) Reserve(ctx context.Context, gate, shared Budget) (wait time.Duration, booked bool, err error) {
+// moment is after now nothing is booked, and at is that moment. Otherwise
+// it books at, the later of now and the shared budget's next free moment,
+// moves the shared budget to at+its interval and the gate to at+its
+// interval, and reports booked. So N replicas together stay within one
+// budget, and a message waiting for its chat never holds the bot's budget
+// for others. at is on the store's clock (Now): the caller measures its
+// wait against Now when the answer arrives, not when it asked.
+func (s *Store) Reserve(ctx context.Context, gate, shared Budget) (at time.Time, booked bool, err error) {
 	err = s.update(ctx, func(txn kv.Txn) error {
 		now := s.now()
 		gateNext, err := s.budgetNext(txn, gate.Name)
@@ -123,10 +124,10 @@ func (s *Store) Reserve(ctx context.Context, gate, shared Budget) (wait time.Dur
 			return err
 		}
 		if gateNext.After(now) {
-			wait, booked = gateNext.Sub(now), false
+			at, booked = gateNext, false
 			return nil
 		}
-		at, err := s.budgetNext(txn, shared.Name)
+		at, err = s.budgetNext(txn, shared.Name)
 		if err != nil {
 			return err
 		}
@@ -139,14 +140,17 @@ func (s *Store) Reserve(ctx context.Context, gate, shared Budget) (wait time.Dur
 		if err := s.setBudget(txn, gate, at.Add(gate.Interval)); err != nil {
 			return err
 		}
-		wait, booked = at.Sub(now), true
+		booked = true
 		return nil
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("store: reserve a send slot: %w", err)
+		return time.Time{}, false, fmt.Errorf("store: reserve a send slot: %w", err)
 	}
-	return wait, booked, nil
+	return at, booked, nil
 }
+
+// Now is the store's clock: the database's, on PostgreSQL.
+func (s *Store) Now() time.Time { return s.now() }
 
 // budgetNext is a budget's next free moment (the zero time when none).
 func (s *Store) budgetNext(txn kv.Txn, name string) (time.Time, error) {

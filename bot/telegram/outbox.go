@@ -275,13 +275,14 @@ func (o *outbox) reserve(ctx context.Context, c *call) error {
 	o.mu.Lock()
 	group := o.chats[c.chatID].group
 	o.mu.Unlock()
-	for {
+	for rebooked := 0; ; {
 		rctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		wait, booked, err := o.coord.Reserve(rctx, slotFor(c.chatID, group))
 		cancel()
 		if err != nil {
 			return fmt.Errorf("telegram: booking a send slot: %w", err)
 		}
+		due := o.clock.Now().Add(wait)
 		if !booked {
 			wait = max(wait, time.Millisecond) // never a spin
 		}
@@ -292,11 +293,26 @@ func (o *outbox) reserve(ctx context.Context, c *call) error {
 				return ctx.Err()
 			}
 		}
-		if booked {
-			return nil
+		if !booked {
+			continue
 		}
+		// Woken well after the slot (a loaded machine): sent now, the
+		// message would land on top of the next replica's slot and
+		// bunch over Telegram's window. Book again, a few times at most.
+		if o.clock.Now().Sub(due) > lateSlot && rebooked < maxRebooks {
+			rebooked++
+			continue
+		}
+		return nil
 	}
 }
+
+// How late a wake-up may be for its booked slot before the slot is
+// booked again, and how often.
+const (
+	lateSlot   = 10 * time.Millisecond
+	maxRebooks = 3
+)
 
 // shareBackoff tells the other replicas of a 429 for c's chat.
 func (o *outbox) shareBackoff(c *call, err error) {

@@ -50,9 +50,16 @@ const botBudget = "bot"
 
 func chatBudget(chat int64) string { return "chat:" + strconv.FormatInt(chat, 10) }
 
+// Reserve measures the wait when the booking's answer has arrived, on the
+// store's clock, so that the time the answer took is not added to it: a
+// late send would bunch up with the next replica's on time.
 func (c storeCoordinator) Reserve(ctx context.Context, s telegram.Slot) (time.Duration, bool, error) {
-	return c.st.Reserve(ctx, store.Budget{Name: chatBudget(s.ChatID), Interval: s.ChatInterval},
+	at, booked, err := c.st.Reserve(ctx, store.Budget{Name: chatBudget(s.ChatID), Interval: s.ChatInterval},
 		store.Budget{Name: botBudget, Interval: s.GlobalInterval})
+	if err != nil {
+		return 0, false, err
+	}
+	return max(at.Sub(c.st.Now()), 0), booked, nil
 }
 
 func (c storeCoordinator) Backoff(ctx context.Context, chat int64, wait time.Duration) error {

@@ -94,36 +94,36 @@ func testReservationsShareOneBudget(t *testing.T, e Engine) {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
-		slots = map[string][]time.Duration{}
+		slots = map[string][]time.Time{}
 	)
 	for i := range 30 {
 		wg.Go(func() {
 			chat := store.Budget{Name: fmt.Sprintf("chat:%d", i), Interval: time.Second}
-			wait, booked, err := ss[i%3].Reserve(ctx, chat, bot)
+			at, booked, err := ss[i%3].Reserve(ctx, chat, bot)
 			if err != nil || !booked {
 				t.Errorf("reserve: %v %v", booked, err)
 				return
 			}
 			mu.Lock()
-			slots["bot"] = append(slots["bot"], wait)
+			slots["bot"] = append(slots["bot"], at)
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	ts := slots["bot"]
-	slices.Sort(ts)
+	slices.SortFunc(ts, time.Time.Compare)
 	for i := 1; i < len(ts); i++ {
-		if d := ts[i] - ts[i-1]; d < bot.Interval {
+		if d := ts[i].Sub(ts[i-1]); d < bot.Interval {
 			t.Fatalf("bot slots %v apart, want at least %v", d, bot.Interval)
 		}
 	}
-	if len(ts) != 30 || ts[0] != 0 {
-		t.Fatalf("%d reservations, first after %v", len(ts), first(ts))
+	if len(ts) != 30 || !ts[0].Equal(clk.Now()) {
+		t.Fatalf("%d reservations, first at %v (now %v)", len(ts), first(ts), clk.Now())
 	}
 	// The chat just booked is busy for its interval: nothing is booked.
 	chat := store.Budget{Name: "chat:0", Interval: time.Second}
-	wait, booked, err := ss[1].Reserve(ctx, chat, bot)
-	if err != nil || booked || wait <= 0 || wait > 2*time.Second {
+	at, booked, err := ss[1].Reserve(ctx, chat, bot)
+	if wait := at.Sub(clk.Now()); err != nil || booked || wait <= 0 || wait > 2*time.Second {
 		t.Fatalf("a busy chat: wait %v, booked %v, %v", wait, booked, err)
 	}
 	// A 429 pushes the chat back for every replica.
@@ -131,8 +131,8 @@ func testReservationsShareOneBudget(t *testing.T, e Engine) {
 	if err := ss[0].PushBack(ctx, chat, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if wait, booked, err := ss[2].Reserve(ctx, chat, bot); err != nil || booked || wait < 59*time.Minute {
-		t.Fatalf("after a push back: wait %v, booked %v, %v", wait, booked, err)
+	if at, booked, err := ss[2].Reserve(ctx, chat, bot); err != nil || booked || at.Sub(clk.Now()) < 59*time.Minute {
+		t.Fatalf("after a push back: free at %v, booked %v, %v", at, booked, err)
 	}
 }
 
