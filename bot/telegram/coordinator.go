@@ -162,9 +162,18 @@ type Slot struct {
 	GlobalInterval time.Duration
 }
 
+// sharedGlobalInterval is the bot-wide spacing when replicas share the
+// budget: wider than one process's globalInterval (about 25 messages a
+// second instead of 27.5), because sends booked by different processes
+// reach Telegram with more jitter than one process's paced queue — a send
+// delayed on a loaded machine lands close to the next replica's, and the
+// burst test with three replicas under the race detector saw a few 429s
+// at the narrower spacing.
+const sharedGlobalInterval = time.Second/30 + 7*time.Millisecond
+
 // slotFor is the budget of one message to chatID.
 func slotFor(chatID int64, group bool) Slot {
-	s := Slot{ChatID: chatID, ChatInterval: privateInterval, GlobalInterval: globalInterval}
+	s := Slot{ChatID: chatID, ChatInterval: privateInterval, GlobalInterval: sharedGlobalInterval}
 	if group {
 		s.ChatInterval = groupInterval
 	}

@@ -118,14 +118,17 @@ type App struct {
 	ProofKeys proof.KeySet
 
 	// replica names this process among the replicas (leases, holds).
-	replica    string
-	signer     *proof.Signer
-	ops        *Ops
-	publisher  *proof.Publisher
-	publicAddr string
-	deps       Deps
-	teardown   []step
-	stopped    bool
+	replica string
+	// injectedClock: Deps.Now was given (a test); otherwise the codes'
+	// expiry runs on the store's clock, the database's in PostgreSQL.
+	injectedClock bool
+	signer        *proof.Signer
+	ops           *Ops
+	publisher     *proof.Publisher
+	publicAddr    string
+	deps          Deps
+	teardown      []step
+	stopped       bool
 }
 
 // step is one teardown, named for the report when it fails.
@@ -143,6 +146,9 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 	if deps.Stderr == nil {
 		deps.Stderr = os.Stderr
 	}
+	// The store decides expiry on its engine's clock (the database's, for
+	// PostgreSQL) unless a test injects one.
+	storeClock := deps.Now
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
@@ -159,7 +165,8 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 	if log == nil {
 		log = NewLogger(deps.Stderr, cfg)
 	}
-	a = &App{Config: cfg, Registry: deps.Registry, OpsRegistry: deps.OpsRegistry, Log: log, deps: deps, replica: replicaName()}
+	a = &App{Config: cfg, Registry: deps.Registry, OpsRegistry: deps.OpsRegistry, Log: log, deps: deps, replica: replicaName(),
+		injectedClock: storeClock != nil}
 	applyMemoryLimit(cfg.MemoryLimit, log)
 	logConfigWarnings(cfg, log)
 	defer func() {
@@ -169,7 +176,7 @@ func New(cfg config.Config, deps Deps) (a *App, err error) {
 		}
 	}()
 
-	if a.Store, a.Keys, err = openStore(cfg, deps, log); err != nil {
+	if a.Store, a.Keys, err = openStore(cfg, deps, storeClock, log); err != nil {
 		return a, err
 	}
 	a.onStop("store", func(context.Context) error { return a.Store.Close() })
@@ -225,7 +232,7 @@ func (a *App) buildEngine() error {
 	}
 	a.OTP, err = otp.New(otp.Options{
 		Store: a.Store, Sender: sender, CodeKey: a.Keys.Code, Policy: pol, Templates: tpl,
-		Logger: log, Now: deps.Now, Registerer: deps.Registry, OpsRegisterer: deps.OpsRegistry,
+		Logger: log, Now: a.codeClock(), Registerer: deps.Registry, OpsRegisterer: deps.OpsRegistry,
 		Workers: deps.SMSWorkers, Queue: deps.SMSQueue,
 	})
 	if err != nil {
@@ -241,6 +248,15 @@ func (a *App) buildEngine() error {
 		Sessions: a.sharedSessions(),
 	})
 	return err
+}
+
+// codeClock is the clock codes are issued and expire by: the store's (one
+// clock for every replica: the database's) unless a test injected one.
+func (a *App) codeClock() func() time.Time {
+	if a.injectedClock {
+		return a.deps.Now
+	}
+	return a.Store.Now
 }
 
 // sharedSessions keeps conversations in the database when replicas share
@@ -397,13 +413,13 @@ func (a *App) startOps() error {
 // openStore derives the keys from the master key and opens the state:
 // PostgreSQL when OTPGATE_DATABASE_URL is set, else the data directory (or
 // memory).
-func openStore(cfg config.Config, deps Deps, log *slog.Logger) (*store.Store, keys.Set, error) {
+func openStore(cfg config.Config, deps Deps, now func() time.Time, log *slog.Logger) (*store.Store, keys.Set, error) {
 	ks, err := keys.Derive(cfg.MasterKey.Bytes())
 	if err != nil {
 		return nil, keys.Set{}, fmt.Errorf("OTPGATE_MASTER_KEY: %w", err)
 	}
 	if cfg.Database() {
-		s, err := openDatabase(cfg, deps, ks, log)
+		s, err := openDatabase(cfg, deps, now, ks, log)
 		return s, ks, err
 	}
 	if !deps.InMemory {
@@ -416,7 +432,7 @@ func openStore(cfg config.Config, deps Deps, log *slog.Logger) (*store.Store, ke
 	}
 	s, err := store.Open(store.Options{
 		Dir: cfg.DataDir, InMemory: deps.InMemory, EncryptionKey: ks.Storage, IndexKey: ks.Index, AuditKey: ks.Audit,
-		Logger: log.With("component", "store"), Now: deps.Now, ReadOnly: deps.ReadOnly,
+		Logger: log.With("component", "store"), Now: now, ReadOnly: deps.ReadOnly,
 	})
 	if errors.Is(err, store.ErrWrongKey) {
 		return nil, keys.Set{}, fmt.Errorf("OTPGATE_MASTER_KEY does not open %s: it was written with another key: %w", cfg.DataDir, err)
@@ -440,7 +456,7 @@ func warnInterrupted(s *store.Store, log *slog.Logger) {
 const databaseConnectTimeout = 30 * time.Second
 
 // openDatabase opens the store in PostgreSQL, migrating the schema.
-func openDatabase(cfg config.Config, deps Deps, ks keys.Set, log *slog.Logger) (*store.Store, error) {
+func openDatabase(cfg config.Config, deps Deps, now func() time.Time, ks keys.Set, log *slog.Logger) (*store.Store, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), databaseConnectTimeout)
 	defer cancel()
 	db, err := pgkv.Open(ctx, pgkv.Options{URL: cfg.DatabaseURL.Reveal(), Key: ks.Rows, ReadOnly: deps.ReadOnly,
@@ -450,7 +466,7 @@ func openDatabase(cfg config.Config, deps Deps, ks keys.Set, log *slog.Logger) (
 	}
 	s, err := store.Open(store.Options{
 		Backend: db, Dir: os.TempDir(), IndexKey: ks.Index, AuditKey: ks.Audit,
-		Logger: log.With("component", "store"), Now: deps.Now, ReadOnly: deps.ReadOnly,
+		Logger: log.With("component", "store"), Now: now, ReadOnly: deps.ReadOnly,
 	})
 	if errors.Is(err, store.ErrWrongKey) {
 		return nil, fmt.Errorf("OTPGATE_MASTER_KEY does not open the database: it was written with another key: %w", err)

@@ -163,17 +163,23 @@ func (d *DB) sweep(ctx context.Context) {
 	}
 }
 
-// measureSkew reads the database clock; the midpoint of the round trip
-// stands for the moment it was read.
+// measureSkew reads the database clock a few times and keeps the reading
+// with the shortest round trip, whose midpoint stands for the moment it
+// was read (as NTP does): the error is at most half that round trip.
 func (d *DB) measureSkew(ctx context.Context) error {
-	var db time.Time
-	before := time.Now()
-	if err := d.pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&db); err != nil {
-		return fmt.Errorf("pgkv: read the database clock: %w", err)
+	best, bestRTT := time.Duration(0), time.Duration(-1)
+	for range 5 {
+		var db time.Time
+		before := time.Now()
+		if err := d.pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&db); err != nil {
+			return fmt.Errorf("pgkv: read the database clock: %w", err)
+		}
+		rtt := time.Since(before)
+		if bestRTT < 0 || rtt < bestRTT {
+			best, bestRTT = db.Sub(before.Add(rtt/2)), rtt
+		}
 	}
-	after := time.Now()
-	mid := before.Add(after.Sub(before) / 2)
-	d.skew.Store(int64(db.Sub(mid)))
+	d.skew.Store(int64(best))
 	return nil
 }
 
