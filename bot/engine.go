@@ -27,6 +27,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/ulule/limiter/v3"
+	"github.com/ulule/limiter/v3/drivers/store/memory"
 
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/pii"
@@ -97,9 +99,17 @@ type Options struct {
 	IdleTTL time.Duration
 	// FloodPerMinute caps the messages one user may send per minute; past
 	// it the user is told once to slow down and then ignored until the
-	// minute is over. Default 20. It is counted in the session, so it
-	// holds across every engine that shares Sessions.
+	// minute is over. Default 20. Every update counts, ignored or not, in
+	// a ulule/limiter fixed window (limiter.Rate{Period: time.Minute,
+	// Limit: FloodPerMinute}) kept in FloodStore; the "told once" is kept
+	// in the session (SessionState.FloodWarned).
 	FloodPerMinute int
+	// FloodStore counts FloodPerMinute's windows, keyed by the user's id
+	// in decimal; share one between replicas, with Sessions, and the
+	// limit holds across them. Nil is ulule's memory store: per process,
+	// on the wall clock (not Now). When it fails, the update is not
+	// limited (and the failure is logged).
+	FloodStore limiter.Store
 	// Sessions keeps each user's session and serialises their updates;
 	// share one between replicas. Nil keeps sessions in this process,
 	// retained for IdleTTL (at least a minute). What the engine does when
@@ -149,6 +159,7 @@ type Engine struct {
 	o          Options
 	log        *slog.Logger
 	sessions   Sessions
+	flood      *limiter.Limiter
 	staffUsers map[int64]string
 	staffChats map[int64]bool
 	releases   *prometheus.CounterVec
@@ -168,8 +179,13 @@ func New(o Options) (*Engine, error) {
 	if sessions == nil {
 		sessions = newMemSessions(max(o.IdleTTL, floodWindow), o.Now)
 	}
+	floodStore := o.FloodStore
+	if floodStore == nil {
+		floodStore = memory.NewStore()
+	}
 	f := promauto.With(o.Registerer)
 	e := &Engine{o: o, log: o.Logger.With("component", "bot"), sessions: sessions,
+		flood:      limiter.New(floodStore, limiter.Rate{Period: floodWindow, Limit: int64(o.FloodPerMinute)}),
 		staffUsers: map[int64]string{}, staffChats: map[int64]bool{},
 		releases: f.NewCounterVec(prometheus.CounterOpts{Name: "otpgate_releases_total",
 			Help: "Messages that carried record fields, by audience and kind (list, record, history)."}, []string{"audience", "kind"}),
@@ -236,7 +252,7 @@ func (e *Engine) converse(ctx context.Context, u Update, st SessionState) (next 
 	st.LastSeen = now
 	lang := st.language(u.Lang)
 	c := &conv{e: e, s: &st, u: u, lang: lang, ctx: ctx}
-	if c.flooding(now) {
+	if c.flooding() {
 		return st, c.out
 	}
 	counted := st

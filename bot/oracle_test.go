@@ -48,7 +48,7 @@ func oracleCaps(c *config.Config) {
 	c.WrongCodesPerMobileHour, c.WrongCodesPerRequesterHour = 4, 8
 	c.RequestsPerRequesterHour, c.StaffRequestsPerHour = 6, 8
 	c.SendsPerPrefixHour, c.GlobalSMSPerHour = 10, 14
-	c.FloodPerMinute = 1 << 30 // flood control is not under test (TestFloodControl is)
+	c.FloodPerMinute = 1 << 30 // flood control (ulule's memory store, on the wall clock) is not under test here (TestFloodControl is)
 	c.StaffUsers, c.StaffChats = config.StaffUsers{{ID: oracleStaff, Label: "desk 3"}}, []int64{oracleGroup}
 }
 

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,14 +39,13 @@ type SessionState struct {
 	// the engine's clock. An update more than Options.IdleTTL later starts
 	// the conversation over.
 	LastSeen time.Time `json:"last_seen,omitzero"`
-	// FloodStart is when the user's flood window began (a fixed window of
-	// a minute, begun by the first update after the previous one ended);
-	// FloodCount counts the updates in it, those ignored included; Warned
-	// says the user was told to slow down in it. Kept with the rest of the
-	// state so that Options.FloodPerMinute holds across replicas.
-	FloodStart time.Time `json:"flood_start,omitzero"`
-	FloodCount int       `json:"flood_count,omitempty"`
-	Warned     bool      `json:"warned,omitempty"`
+	// FloodWarned is the flood window the user was last told to slow down
+	// in, named by its end as Options.FloodStore reports it
+	// (limiter.Context.Reset, unix seconds); 0 when never. The count is
+	// the FloodStore's; the warning is kept here, where the session's hold
+	// orders it, so that engines sharing Sessions and a FloodStore warn
+	// once per window between them.
+	FloodWarned int64 `json:"flood_warned,omitempty"`
 }
 
 // ConvState is a step of the conversation. The zero value is idle; a value
@@ -112,31 +112,11 @@ type Release func(ctx context.Context, next *SessionState) error
 // floodWindow is the span FloodPerMinute counts over.
 const floodWindow = time.Minute
 
-// count counts one update at now against limit (per floodWindow) and
-// reports whether it is past the limit, and whether it is the first past it
-// in this window: the one the user is told to slow down. A window begins
-// with the first update after the previous one ended, and every update
-// counts, ignored or not (the semantics of the ulule/limiter fixed window
-// this replaces). A window that seems to begin far in the future — another
-// replica's clock was wrong — is over too.
-func (s *SessionState) count(now time.Time, limit int) (over, warn bool) {
-	if d := now.Sub(s.FloodStart); s.FloodStart.IsZero() || d > floodWindow || d < -floodWindow {
-		s.FloodStart, s.FloodCount, s.Warned = now, 0, false
-	}
-	s.FloodCount++
-	if s.FloodCount <= limit {
-		return false, false
-	}
-	warn = !s.Warned
-	s.Warned = true
-	return true, warn
-}
-
 // afterIdle is what is left of s once the user was idle past IdleTTL:
-// nothing of the conversation. The flood window is not the conversation's
+// nothing of the conversation. The flood warning is not the conversation's
 // and stays (it matters only if IdleTTL is under a minute).
 func (s SessionState) afterIdle() SessionState {
-	return SessionState{FloodStart: s.FloodStart, FloodCount: s.FloodCount, Warned: s.Warned}
+	return SessionState{FloodWarned: s.FloodWarned}
 }
 
 // normalize reads what this version does not know as its zero: a
@@ -167,17 +147,24 @@ func (s *SessionState) language(client string) string {
 
 // flooding applies the per-user message cap: past it the user is told once
 // per window to slow down and then ignored until the window is over.
-// Button presses are still answered (Telegram requires it), silently.
-func (c *conv) flooding(now time.Time) bool {
+// Button presses are still answered (Telegram requires it), silently. When
+// the FloodStore fails the update is not limited: the cap is a courtesy to
+// the bot, and every limit that protects codes or SMS is the store's.
+func (c *conv) flooding() bool {
 	if c.u.UserID == 0 {
 		return false
 	}
-	over, warn := c.s.count(now, c.e.o.FloodPerMinute)
-	if !over {
+	lc, err := c.e.flood.Get(c.ctx, strconv.FormatInt(c.u.UserID, 10))
+	if err != nil {
+		c.e.log.Warn("flood limit unavailable", "err", err)
+		return false
+	}
+	if !lc.Reached {
 		return false
 	}
 	c.e.floods.Inc()
-	if warn {
+	if c.s.FloodWarned != lc.Reset {
+		c.s.FloodWarned = lc.Reset
 		c.say(msgSlowDown)
 	}
 	if cb := c.u.Callback; cb != nil {

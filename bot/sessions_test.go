@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ulule/limiter/v3"
+	"github.com/ulule/limiter/v3/drivers/store/memory"
 
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/bot/sessiontest"
@@ -117,24 +121,46 @@ func (s *sharedSessions) state(t *testing.T, user int64) bot.SessionState {
 	return st
 }
 
-// replicas are two engines over one store, one code service and one shared
-// Sessions: two `otpgate serve` processes behind a load balancer, as far as
-// the conversation engine can tell.
+// floodCount is how many updates of user the shared FloodStore counted in
+// the window running now (the engine keys it by the user's id).
+func floodCount(t *testing.T, flood limiter.Store, user int64) int64 {
+	t.Helper()
+	const huge = 1 << 40 // a limit never reached: Remaining tells the count
+	lc, err := flood.Peek(context.Background(), strconv.FormatInt(user, 10), limiter.Rate{Period: time.Minute, Limit: huge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return huge - lc.Remaining
+}
+
+// replicas are two engines over one store, one code service, one shared
+// Sessions and one FloodStore: two `otpgate serve` processes behind a load
+// balancer, as far as the conversation engine can tell. The FloodStore is
+// ulule's memory store, shared by the two engines, standing in for the
+// store's shared one (which internal/app tests over the real store): it
+// runs on the wall clock, not clk.
 type replicas struct {
 	a      *apptest.App
 	eng    [2]*bot.Engine
 	shared *sharedSessions
+	flood  limiter.Store
 	clk    *apptest.Clock
 }
 
 func newReplicas(t *testing.T, flood int, sessions func(bot.Sessions) bot.Sessions) *replicas {
+	t.Helper()
+	return newReplicasFlood(t, flood, sessions, memory.NewStore())
+}
+
+// newReplicasFlood is newReplicas with floodStore as the engines' FloodStore.
+func newReplicasFlood(t *testing.T, flood int, sessions func(bot.Sessions) bot.Sessions, floodStore limiter.Store) *replicas {
 	t.Helper()
 	clk := apptest.NewClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
 	a := apptest.New(t, apptest.Options{Lenient: true, Deps: app.Deps{Now: clk.Now}, Config: func(c *config.Config) {
 		c.StaffUsers, c.StaffChats = config.StaffUsers{{ID: agent, Label: "desk 7"}}, []int64{helpdesk}
 	}})
 	a.Import(t, people...)
-	r := &replicas{a: a, shared: newSharedSessions(time.Hour, clk.Now), clk: clk}
+	r := &replicas{a: a, shared: newSharedSessions(time.Hour, clk.Now), flood: floodStore, clk: clk}
 	var s bot.Sessions = r.shared
 	if sessions != nil {
 		s = sessions(s)
@@ -143,7 +169,7 @@ func newReplicas(t *testing.T, flood int, sessions func(bot.Sessions) bot.Sessio
 		var err error
 		r.eng[i], err = bot.New(bot.Options{Gate: a.OTP, Records: a.Store, Channel: string(app.ChannelConsole), Logger: a.Log, Now: clk.Now,
 			CodeLength: a.OTP.Policy().CodeLength, CodeTTL: a.Config.OTPTTL, ReleaseTTL: a.Config.ReleaseDeleteAfter,
-			FloodPerMinute: flood, StaffUsers: a.Config.StaffUsers.Labels(), StaffChats: a.Config.StaffChats, Sessions: s})
+			FloodPerMinute: flood, StaffUsers: a.Config.StaffUsers.Labels(), StaffChats: a.Config.StaffChats, Sessions: s, FloodStore: r.flood})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +294,9 @@ func TestReplicasShareAStaffLookup(t *testing.T) {
 }
 
 // TestReplicasShareTheFloodLimit: FloodPerMinute counts a user's messages
-// on every replica together; the warning comes once, wherever the user is.
+// on every replica together, in the one FloodStore; the warning comes once
+// per window, wherever the user is, because it is kept in the shared
+// session.
 func TestReplicasShareTheFloodLimit(t *testing.T) {
 	r := newReplicas(t, 5, nil)
 	for i := range 9 {
@@ -285,16 +313,46 @@ func TestReplicasShareTheFloodLimit(t *testing.T) {
 	if out := r.press(t, 1, 1, "lang:hi"); len(out) != 1 || out[0].AnswerCallback != "cb" || out[0].Text != "" {
 		t.Fatalf("callback past the cap: %+v", out)
 	}
+	if n := floodCount(t, r.flood, 1); n != 10 {
+		t.Fatalf("the shared FloodStore counted %d updates of 10 (ignored ones count too)", n)
+	}
+	if st := r.shared.state(t, 1); st.FloodWarned == 0 {
+		t.Fatalf("shared state %+v: the warning is not remembered", st)
+	}
 	if out := r.say(t, 0, 2, "/help"); !strings.Contains(out, "Commands:") {
 		t.Fatalf("another user: %q", out)
 	}
-	r.clk.Add(59 * time.Second)
-	if out := r.say(t, 0, 1, "/help"); out != "" {
-		t.Fatalf("still within the minute: %q", out)
+	// The window ends (ulule's memory store runs on the wall clock, so a
+	// reset stands in for the minute passing): both replicas answer again.
+	if _, err := r.flood.Reset(context.Background(), "1", limiter.Rate{Period: time.Minute, Limit: 5}); err != nil {
+		t.Fatal(err)
 	}
-	r.clk.Add(2 * time.Second)
-	if out := r.say(t, 1, 1, "/help"); !strings.Contains(out, "Commands:") {
-		t.Fatalf("after the minute: %q", out)
+	for i := range 2 {
+		if out := r.say(t, i, 1, "/help"); !strings.Contains(out, "Commands:") {
+			t.Fatalf("replica %d after the window: %q", i, out)
+		}
+	}
+}
+
+// downFlood is a FloodStore whose storage is unreachable.
+type downFlood struct{ limiter.Store }
+
+func (downFlood) Get(context.Context, string, limiter.Rate) (limiter.Context, error) {
+	return limiter.Context{}, errDown
+}
+
+// TestFloodStoreUnavailable: when the FloodStore fails, the user is not
+// limited (the limit is a courtesy; codes have the store's own), and the
+// failure is logged.
+func TestFloodStoreUnavailable(t *testing.T) {
+	r := newReplicasFlood(t, 2, nil, downFlood{})
+	for i := range 4 {
+		if out := r.say(t, i%2, 1, "/help"); !strings.Contains(out, "Commands:") {
+			t.Fatalf("message %d with the FloodStore down: %q", i, out)
+		}
+	}
+	if !strings.Contains(r.a.Logs.String(), "flood limit unavailable") {
+		t.Error("no log line")
 	}
 }
 
@@ -314,9 +372,13 @@ func TestReplicasShareTheLanguage(t *testing.T) {
 }
 
 // TestReplicasHandleAUserOneAtATime: one user's updates arriving on both
-// replicas at once are each counted once, none lost to a race.
+// replicas at once are handled one at a time, each counted once against
+// the flood limit while its handler holds the session — so that the
+// count and the warning it decides on never race.
 func TestReplicasHandleAUserOneAtATime(t *testing.T) {
-	r := newReplicas(t, 1000, nil)
+	var h *holdCheck
+	r := newReplicas(t, 1000, func(s bot.Sessions) bot.Sessions { h = &holdCheck{Sessions: s}; return h })
+	h.t, h.flood = t, r.flood
 	const perReplica = 20
 	var wg sync.WaitGroup
 	for i := range r.eng {
@@ -325,9 +387,42 @@ func TestReplicasHandleAUserOneAtATime(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if st := r.shared.state(t, 3); st.FloodCount != 2*perReplica {
-		t.Fatalf("%d messages counted of %d", st.FloodCount, 2*perReplica)
+	if n := floodCount(t, r.flood, 3); n != 2*perReplica {
+		t.Fatalf("%d messages counted of %d", n, 2*perReplica)
 	}
+	if n := h.holds.Load(); n != 2*perReplica {
+		t.Fatalf("%d holds for %d updates", n, 2*perReplica)
+	}
+}
+
+// holdCheck fails the test when a hold overlaps another, or when its
+// holder counted anything but exactly one update against the flood limit
+// while it held the session.
+type holdCheck struct {
+	bot.Sessions
+	t      *testing.T
+	flood  limiter.Store
+	inside atomic.Int32
+	holds  atomic.Int32
+}
+
+func (h *holdCheck) Acquire(ctx context.Context, user int64) (bot.SessionState, bot.Release, error) {
+	st, release, err := h.Sessions.Acquire(ctx, user)
+	if err != nil {
+		return st, release, err
+	}
+	if h.inside.Add(1) > 1 {
+		h.t.Error("two handlers held one user's session")
+	}
+	h.holds.Add(1)
+	before := floodCount(h.t, h.flood, user)
+	return st, func(ctx context.Context, next *bot.SessionState) error {
+		if n := floodCount(h.t, h.flood, user) - before; n != 1 {
+			h.t.Errorf("%d updates counted during one hold, want 1", n)
+		}
+		h.inside.Add(-1)
+		return release(ctx, next)
+	}, nil
 }
 
 // faultySessions fails on demand: Acquire, or the save (the hold still
@@ -394,8 +489,11 @@ func TestSessionsUnavailable(t *testing.T) {
 	if out := r.say(t, 0, 1, "call me maybe"); !strings.Contains(out, "doesn't look like a mobile") {
 		t.Fatalf("after the outage: %q", out)
 	}
-	if st := r.shared.state(t, 1); st.Lang != "" || st.FloodCount != 2 {
+	if st := r.shared.state(t, 1); st.Lang != "" {
 		t.Fatalf("after the outage the state is %+v: the outage changed it", st)
+	}
+	if n := floodCount(t, r.flood, 1); n != 2 {
+		t.Fatalf("%d updates counted against the flood limit, want 2: the outage's were counted", n)
 	}
 }
 

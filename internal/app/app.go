@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ulule/limiter/v3"
 
 	"github.com/otpgate/otpgate/bot"
 	"github.com/otpgate/otpgate/bot/telegram"
@@ -239,12 +240,19 @@ func (a *App) buildEngine() error {
 		return err
 	}
 	a.onStop("sms queue", a.OTP.Close)
+	// In the PostgreSQL mode the flood limit is counted in the database, so
+	// it holds across the replicas. Embedded, one process serves and ulule's
+	// memory store (nil) keeps it, without a write per chat message.
+	var flood limiter.Store
+	if cfg.Database() {
+		flood = floodStore{st: a.Store, now: deps.Now}
+	}
 	a.Engine, err = bot.New(bot.Options{
 		Gate: a.OTP, Records: a.Store, Channel: string(deps.Channel), Logger: log, Now: deps.Now,
 		Certifier:  certifier{st: a.Store, signer: a.signer, issuer: cfg.ProofIssuer, ttl: cfg.ProofTTL, now: deps.Now},
 		CodeLength: a.OTP.Policy().CodeLength, CodeTTL: cfg.OTPTTL, ReleaseTTL: cfg.ReleaseDeleteAfter,
-		FloodPerMinute: cfg.FloodPerMinute,
-		StaffUsers:     cfg.StaffUsers.Labels(), StaffChats: cfg.StaffChats, Registerer: deps.Registry,
+		FloodPerMinute: cfg.FloodPerMinute, FloodStore: flood,
+		StaffUsers: cfg.StaffUsers.Labels(), StaffChats: cfg.StaffChats, Registerer: deps.Registry,
 		Sessions: a.sharedSessions(),
 	})
 	return err

@@ -2,7 +2,7 @@
 // the store's behaviour — the invariant (no field without a grant, one
 // grant for many concurrent correct codes, counters that no new code
 // resets), the code policy, imports, the audit chain, and what replicas
-// agree on (update claims, send budgets, leases, sessions) — run on every engine
+// agree on (update claims, send budgets, leases, sessions, hit windows) — run on every engine
 // of the persistence contract. The Badger engine runs it in package store's
 // tests, PostgreSQL in store/pgkv's. Only tests import this package.
 package storetest
@@ -73,6 +73,7 @@ func Run(t *testing.T, e Engine) {
 		{"ReservationsShareOneBudget", testReservationsShareOneBudget},
 		{"LeaseHasOneHolder", testLeaseHasOneHolder},
 		{"SessionHeldByOne", testSessionHeldByOne},
+		{"HitsCountAcrossReplicas", testHitsCountAcrossReplicas},
 		{"ImportRejectsAndChangesNothing", testImportRejectsAndChangesNothing},
 		{"ImportIdempotentAndUpdates", testImportIdempotentAndUpdates},
 		{"ImportFirstLoadRejectsAndChangesNothing", testImportFirstLoadRejectsAndChangesNothing},

@@ -1,8 +1,9 @@
 // Package apptest builds the whole program for tests through app.New, the
 // same composition root as serve and demo: one shared setup instead of a
 // hand-built store, code service and engine in every test package. The
-// store is real Badger (in memory unless a directory is given), the SMS
-// provider a phone the test reads codes from.
+// store is real Badger (in memory unless a directory is given) or, given a
+// database URL, real PostgreSQL; the SMS provider a phone the test reads
+// codes from.
 package apptest
 
 import (
@@ -31,6 +32,10 @@ type Options struct {
 	Deps app.Deps
 	// Dir puts the store in a directory instead of memory.
 	Dir string
+	// DatabaseURL puts the state in PostgreSQL (a pgtest database) instead:
+	// the PostgreSQL mode, as with OTPGATE_DATABASE_URL. Two Apps on one
+	// URL are two replicas.
+	DatabaseURL string
 	// Config adjusts the configuration after the defaults are loaded.
 	Config func(*config.Config)
 	// Lenient lifts the send caps and cooldowns that a test running many
@@ -52,6 +57,9 @@ func New(t testing.TB, o Options) *App {
 	env := []string{"OTPGATE_MASTER_KEY=" + MasterKey, "OTPGATE_SMS_PROVIDER=console", "OTPGATE_DEVELOPMENT=true"}
 	if o.Dir != "" {
 		env = append(env, "OTPGATE_DATA_DIR="+o.Dir)
+	}
+	if o.DatabaseURL != "" {
+		env = append(env, "OTPGATE_DATABASE_URL="+o.DatabaseURL)
 	}
 	cfg, err := config.Load(env)
 	if err != nil {
