@@ -118,7 +118,13 @@ func (o *Options) validate() error {
 		o.ShutdownTimeout = 10 * time.Second
 	}
 	if o.HTTPTransport == nil {
-		o.HTTPTransport = http.DefaultTransport.(*http.Transport).Clone()
+		// Keep a connection per concurrent call (the send workers, the long
+		// poll, a spare): the default keeps two, so the others would be
+		// closed and dialled — a TLS handshake — again and again, and
+		// sends paced in time would reach Telegram bunched.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = o.SendWorkers + 2
+		o.HTTPTransport = tr
 	}
 	if o.Clock == nil {
 		o.Clock = systemClock{}
