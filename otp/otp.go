@@ -61,6 +61,7 @@ type Store interface {
 	SendWindows(ctx context.Context, global, prefix store.Limit) ([]store.SendWindow, error)
 	LiftSendWindow(ctx context.Context, cap, rng, actor string) (bool, error)
 	SubjectKey(label string) string
+	RecallTag(ctx context.Context, who, lookup string, keep time.Duration, fresh string) (string, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -153,6 +154,14 @@ type Options struct {
 	OpsRegisterer prometheus.Registerer
 	Workers       int // background senders; default 4
 	Queue         int // pending requests; default 1024
+	// Shared says replicas share the store (PostgreSQL): the tags shown
+	// are remembered in the store, so that a repeated lookup landing on
+	// another replica is shown the tag of the code already on its way, and
+	// Request returns only once its code was stored and handed to the SMS
+	// provider (or refused), so that a replica that dies leaves its chat
+	// update unacknowledged, and Telegram delivers it again to another,
+	// rather than a queued SMS lost with the process.
+	Shared bool
 }
 
 func (o *Options) validate() error {
@@ -218,6 +227,7 @@ type Service struct {
 	now    func() time.Time
 	m      *metrics
 	tags   tagMemo
+	shared bool
 
 	mu      sync.RWMutex
 	closed  bool
@@ -243,7 +253,7 @@ func New(o Options) (*Service, error) {
 		store: o.Store, sender: o.Sender, key: o.CodeKey, pol: o.Policy, tpl: o.Templates,
 		log:   o.Logger.With("component", "otp"),
 		now:   o.Now,
-		queue: make(chan job, o.Queue),
+		queue: make(chan job, o.Queue), shared: o.Shared,
 		ctx:   ctx, stop: cancel,
 	}
 	s.m = newMetrics(o.Registerer, o.OpsRegisterer, s.Caps)
@@ -271,11 +281,15 @@ func (s *Service) Request(ctx context.Context, r Request) (string, error) {
 	if s.closed {
 		return "", ErrClosed
 	}
-	tag, err := s.tags.tag(r.Requester+"\x00"+string(r.Audience), s.store.LookupKey(r.Identifier), s.now(), s.pol.ResendCooldown)
+	tag, err := s.tag(ctx, r)
 	if err != nil {
 		return "", err
 	}
 	s.pending.add()
+	if s.shared {
+		s.handle(job{r, tag})
+		return tag, nil
+	}
 	select {
 	case s.queue <- job{r, tag}:
 	default:
@@ -283,6 +297,20 @@ func (s *Service) Request(ctx context.Context, r Request) (string, error) {
 		s.log.Warn("code request dropped: queue full", "requester", s.subject(r.Requester))
 	}
 	return tag, nil
+}
+
+// tag is the tag to show for r: the one already shown for the same lookup
+// inside the cooldown, else a fresh one (see tagMemo).
+func (s *Service) tag(ctx context.Context, r Request) (string, error) {
+	who, lookup, now := r.Requester+"\x00"+string(r.Audience), s.store.LookupKey(r.Identifier), s.now()
+	if !s.shared || s.pol.ResendCooldown <= 0 {
+		return s.tags.tag(who, lookup, now, s.pol.ResendCooldown)
+	}
+	fresh, err := newTag()
+	if err != nil {
+		return "", err
+	}
+	return s.store.RecallTag(ctx, who, lookup, s.pol.ResendCooldown+memoSlack, fresh)
 }
 
 // Idle blocks until every queued request has been handled (or ctx ends).

@@ -570,3 +570,42 @@ func TestStaffHaveTheirOwnRequestCap(t *testing.T) {
 		t.Fatal("no staff SMS went out")
 	}
 }
+
+// Shared (replicas on one database): Request returns only once the SMS was
+// handed to the provider, and the tag shown is remembered in the store, so
+// a second service on the same store (another replica) shows the same tag
+// for the same lookup and the code on its way stays valid.
+func TestSharedServiceSendsBeforeReturning(t *testing.T) {
+	f := newFixture(t, nil)
+	mk := func() *otp.Service {
+		svc, err := otp.New(otp.Options{Store: f.st, Sender: f.ph, CodeKey: testKeys.Code, Policy: f.policy,
+			Logger: slog.New(slog.DiscardHandler), Now: f.clk.Now, Shared: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = svc.Close(context.Background()) })
+		return svc
+	}
+	a, b := mk(), mk()
+	m, _ := pii.ParseMobile("9000000102")
+	req := otp.Request{Requester: "telegram:7", Identifier: pii.Identifier{Kind: pii.KindMobile, Mobile: m}, Audience: store.AudienceBeneficiary, Lang: "en"}
+	tag1, err := a.Request(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ph.Count() != 1 {
+		t.Fatalf("Request returned with %d SMS sent, want 1", f.ph.Count())
+	}
+	code := f.ph.Code(m.E164())
+	f.clk.Add(10 * time.Second)
+	tag2, err := b.Request(context.Background(), req)
+	if err != nil || tag2 != tag1 {
+		t.Fatalf("the other replica showed tag %q (%v), want %q", tag2, err, tag1)
+	}
+	if f.ph.Count() != 1 {
+		t.Fatalf("%d SMS for a lookup repeated inside the cooldown", f.ph.Count())
+	}
+	if _, err := a.Verify(context.Background(), "telegram:7", store.AudienceBeneficiary, pii.Code(code)); err != nil {
+		t.Fatalf("the code on its way: %v", err)
+	}
+}

@@ -329,3 +329,39 @@ func setJSON(txn kv.Txn, key []byte, v any, ttl time.Duration) error {
 	}
 	return txn.SetEntry(kv.NewEntry(key, b).WithTTL(ttl))
 }
+
+const pfxTag = 't' // t + requester hash → the request tag last shown
+
+type shownTag struct {
+	Lookup string `json:"l"`
+	Tag    string `json:"g"`
+	At     int64  `json:"t"` // unix ns, on the store's clock
+}
+
+// RecallTag is the shared memory of the request tag each requester was
+// last shown (who names the requester and audience): if the same lookup
+// was shown a tag less than keep ago, that tag is returned and its time
+// slides to now; otherwise fresh is remembered and returned. Replicas
+// share it, so a lookup repeated on another replica inside the cooldown is
+// shown the tag of the code already on its way, as in one process.
+func (s *Store) RecallTag(ctx context.Context, who, lookup string, keep time.Duration, fresh string) (string, error) {
+	out := fresh
+	err := s.update(ctx, func(txn kv.Txn) error {
+		key := join([]byte{pfxTag}, s.mac(s.indexKey, "tag:"+who))
+		now := s.now()
+		var t shownTag
+		found, err := getJSON(txn, key, &t)
+		if err != nil {
+			return err
+		}
+		out = fresh
+		if found && t.Lookup == lookup && now.Sub(time.Unix(0, t.At)) < keep {
+			out = t.Tag
+		}
+		return setJSON(txn, key, shownTag{Lookup: lookup, Tag: out, At: now.UnixNano()}, keep+time.Minute)
+	})
+	if err != nil {
+		return "", fmt.Errorf("store: recall tag: %w", err)
+	}
+	return out, nil
+}

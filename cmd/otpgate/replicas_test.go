@@ -338,6 +338,16 @@ func (c *cluster) outcomes(event, requester string) map[string]int {
 	return got
 }
 
+func countTo(ms []twiliotest.Message, to string) int {
+	n := 0
+	for _, m := range ms {
+		if m.To == to {
+			n++
+		}
+	}
+	return n
+}
+
 func atoi(s string) int {
 	n := 0
 	for _, r := range s {
@@ -356,7 +366,7 @@ func TestReplicasShareOneState(t *testing.T) {
 	records := record("70000000000001", "Kavya Nair", "9100000001") + record("70000000000002", "Arjun Das", "9100000002") +
 		record("70000000000003", "Leela Rao", "9100000003") + record("70000000000004", "Farah Khan", "9100000004") +
 		record("70000000000005", "Gopal Iyer", "9100000005") + record("70000000000006", "Hema Sen", "9100000006") +
-		record("70000000000007", "Irfan Ali", "9100000007")
+		record("70000000000007", "Irfan Ali", "9100000007") + record("70000000000008", "Jaya Pal", "9100000008")
 	c := startCluster(t, 3, records)
 
 	t.Run("a flow whose steps land on different replicas", func(t *testing.T) {
@@ -403,6 +413,26 @@ func TestReplicasShareOneState(t *testing.T) {
 		}
 		if replies != 1 {
 			t.Fatalf("%d replies for one update: %+v", replies, c.tg.Sent(5002))
+		}
+	})
+
+	t.Run("a lookup repeated on another replica keeps the code on its way", func(t *testing.T) {
+		c.postUpdate(0, textUpdate(894001, 5008, 1, "/lookup 9100000008"))
+		code := c.smsTo("9100000008", 1)
+		c.postUpdate(1, textUpdate(894002, 5008, 2, "/lookup 9100000008"))
+		var tags []string
+		for _, m := range c.tg.Sent(5008) {
+			if i := strings.Index(m.Text, "mentions request "); i >= 0 {
+				tags = append(tags, m.Text[i+17:i+21])
+			}
+		}
+		if len(tags) != 2 || tags[0] != tags[1] {
+			t.Fatalf("tags shown = %q, want the same twice", tags)
+		}
+		c.postUpdate(2, textUpdate(894003, 5008, 3, code))
+		c.released(5008, "Jaya Pal")
+		if n := len(c.tw.Messages()); n == 0 || countTo(c.tw.Messages(), "+919100000008") != 1 {
+			t.Fatalf("%d SMS to the mobile, want 1", countTo(c.tw.Messages(), "+919100000008"))
 		}
 	})
 
@@ -548,19 +578,19 @@ func TestReplicasShareOneState(t *testing.T) {
 		}
 		verified := strings.Count(out.String(), `"event":"code_verified"`)
 		released := strings.Count(out.String(), `"event":"released"`)
-		// Four users verified (Kavya, Leela, Hema, Irfan); every record a
-		// chat showed has its release entry.
+		// Five users verified (Kavya, Jaya, Leela, Hema, Irfan); every
+		// record a chat showed has its release entry.
 		shown := 0
-		for _, u := range []int64{5001, 5003, 5006, 5007} {
+		for _, u := range []int64{5001, 5008, 5003, 5006, 5007} {
 			for _, m := range c.tg.Sent(u) {
-				for _, name := range []string{"Kavya Nair", "Leela Rao", "Hema Sen", "Irfan Ali"} {
+				for _, name := range []string{"Kavya Nair", "Jaya Pal", "Leela Rao", "Hema Sen", "Irfan Ali"} {
 					if strings.Contains(m.Text, name) {
 						shown++
 					}
 				}
 			}
 		}
-		if verified != 4 || released < shown {
+		if verified != 5 || released < shown {
 			t.Fatalf("audit: %d verified, %d released for %d records shown\n%s", verified, released, shown, out)
 		}
 	})

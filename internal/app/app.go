@@ -234,7 +234,7 @@ func (a *App) buildEngine() error {
 	a.OTP, err = otp.New(otp.Options{
 		Store: a.Store, Sender: sender, CodeKey: a.Keys.Code, Policy: pol, Templates: tpl,
 		Logger: log, Now: a.codeClock(), Registerer: deps.Registry, OpsRegisterer: deps.OpsRegistry,
-		Workers: deps.SMSWorkers, Queue: deps.SMSQueue,
+		Workers: deps.SMSWorkers, Queue: deps.SMSQueue, Shared: cfg.Database(),
 	})
 	if err != nil {
 		return err

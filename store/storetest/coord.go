@@ -237,3 +237,39 @@ func testSessionHeldByOne(t *testing.T, e Engine) {
 		t.Fatalf("state after a keep-as-is release: %q", state)
 	}
 }
+
+// The tag a requester was shown is shared: the same lookup repeated on
+// another replica inside the window is shown the same tag.
+func testTagsSharedAcrossReplicas(t *testing.T, e Engine) {
+	clk := NewClock()
+	ss := e.replicas(t, 3, clk)
+	ctx := context.Background()
+	recall := func(s *store.Store, who, lookup, fresh string) string {
+		t.Helper()
+		got, err := s.RecallTag(ctx, who, lookup, time.Minute, fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := recall(ss[0], "tg:1", "L1", "KX42"); got != "KX42" {
+		t.Fatalf("first tag = %q", got)
+	}
+	if got := recall(ss[1], "tg:1", "L1", "AB12"); got != "KX42" {
+		t.Fatalf("the same lookup on another replica was shown %q, want KX42", got)
+	}
+	if got := recall(ss[2], "tg:2", "L1", "CD34"); got != "CD34" {
+		t.Fatalf("another requester got %q", got)
+	}
+	clk.Add(50 * time.Second) // sliding: still inside a minute of the last showing
+	if got := recall(ss[2], "tg:1", "L1", "EF56"); got != "KX42" {
+		t.Fatalf("after 50 s: %q", got)
+	}
+	if got := recall(ss[0], "tg:1", "L2", "HJ78"); got != "HJ78" {
+		t.Fatalf("another lookup got %q", got)
+	}
+	clk.Add(61 * time.Second)
+	if got := recall(ss[1], "tg:1", "L2", "KL90"); got != "KL90" {
+		t.Fatalf("after the window: %q", got)
+	}
+}

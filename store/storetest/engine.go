@@ -73,6 +73,7 @@ func Run(t *testing.T, e Engine) {
 		{"ReservationsShareOneBudget", testReservationsShareOneBudget},
 		{"LeaseHasOneHolder", testLeaseHasOneHolder},
 		{"SessionHeldByOne", testSessionHeldByOne},
+		{"TagsSharedAcrossReplicas", testTagsSharedAcrossReplicas},
 		{"HitsCountAcrossReplicas", testHitsCountAcrossReplicas},
 		{"ImportRejectsAndChangesNothing", testImportRejectsAndChangesNothing},
 		{"ImportIdempotentAndUpdates", testImportIdempotentAndUpdates},
