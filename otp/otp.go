@@ -254,7 +254,7 @@ func New(o Options) (*Service, error) {
 		log:   o.Logger.With("component", "otp"),
 		now:   o.Now,
 		queue: make(chan job, o.Queue), shared: o.Shared,
-		ctx:   ctx, stop: cancel,
+		ctx: ctx, stop: cancel,
 	}
 	s.m = newMetrics(o.Registerer, o.OpsRegisterer, s.Caps)
 	for range o.Workers {
