@@ -58,8 +58,12 @@ func benchPGImport(args []string) error {
 	n := fs.Int("n", 1_000_000, "records to generate")
 	var set settingsFlag
 	fs.Var(&set, "set", "a further PostgreSQL setting, name=value (repeatable), e.g. -set shared_buffers=1GB")
+	statements := fs.Int("statements", 0, "print the server's top `k` statements of each side by total time (pg_stat_statements)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *statements > 0 {
+		set = append(set, "shared_preload_libraries=pg_stat_statements", "track_io_timing=on")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -122,6 +126,11 @@ func benchPGImport(args []string) error {
 	if err := execOn(ctx, url, "CREATE TABLE plain (k bytea, v bytea); CREATE TABLE plain_pk (k bytea PRIMARY KEY, v bytea)"); err != nil {
 		return err
 	}
+	if *statements > 0 {
+		if err := execOn(ctx, url, "CREATE EXTENSION pg_stat_statements"); err != nil {
+			return err
+		}
+	}
 
 	type side struct{ name, mode, table string }
 	sides := []side{
@@ -137,6 +146,11 @@ func benchPGImport(args []string) error {
 	for i, sd := range sides {
 		if _, err := admin.Exec(ctx, "CHECKPOINT"); err != nil {
 			return err
+		}
+		if *statements > 0 {
+			if err := execOn(ctx, url, "SELECT pg_stat_statements_reset()"); err != nil {
+				return err
+			}
 		}
 		var lsn0, lsn1 string
 		if err := admin.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn0); err != nil {
@@ -164,6 +178,11 @@ func benchPGImport(args []string) error {
 		r := res[i]
 		fmt.Printf("%-50s %8d records %8d rows %7.1fs %8.0f records/s  peak RSS %5.0f MB (anonymous %5.0f MB, Go heap %5.0f MB)  table %6.1f MB  WAL %6.1f MB\n",
 			sd.name, r.Records, tableRows, r.Seconds, r.rate(), r.PeakRSSMB, r.PeakAnonMB, r.PeakHeapMB, float64(size[i])/1e6, float64(wal)/1e6)
+		if *statements > 0 {
+			if err := printStatements(ctx, url, *statements); err != nil {
+				return err
+			}
+		}
 	}
 	if err := sameRows(ctx, url); err != nil {
 		return err
@@ -174,6 +193,37 @@ func benchPGImport(args []string) error {
 	fmt.Printf("baseline: one COPY (FORMAT binary) per table of the rows otpgate writes, the same count and sizes (keys %d B for a record, %d B for an index entry; values the record's JSON + %d B of AES-GCM, %d B for an index entry), random bytes prepared before timing; durability: fsync=on, synchronous_commit=on on every side\n",
 		recordKeyLen, indexKeyLen, sealOverhead, sealOverhead)
 	return nil
+}
+
+// printStatements prints the k statements of the last run that took the
+// most time in the server, with their I/O.
+func printStatements(ctx context.Context, url string, k int) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT calls, total_exec_time, rows, shared_blks_hit, shared_blks_read, shared_blks_written,
+		blk_read_time, blk_write_time, wal_bytes::bigint, regexp_replace(left(query, 110), '\s+', ' ', 'g')
+		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE 'SELECT pg_total_relation_size%' ORDER BY total_exec_time DESC LIMIT $1`, k)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			calls, nrows, hit, read, written, wal int64
+			total, readMS, writeMS                float64
+			query                                 string
+		)
+		if err := rows.Scan(&calls, &total, &nrows, &hit, &read, &written, &readMS, &writeMS, &wal, &query); err != nil {
+			return err
+		}
+		fmt.Printf("    %8.0f ms %6d calls %9d rows  blocks hit %9d read %8d (%6.0f ms) written %8d (%6.0f ms)  WAL %6.0f MB  %s\n",
+			total, calls, nrows, hit, read, readMS, written, writeMS, float64(wal)/1e6, query)
+	}
+	return rows.Err()
 }
 
 // settingsFlag collects -set name=value.
