@@ -119,6 +119,8 @@ type result struct {
 	// tables and logs, which the kernel can drop at any time.
 	PeakAnonMB float64 `json:"peak_anon_mb"`
 	PeakHeapMB float64 `json:"peak_heap_mb"`
+	// CPUSeconds is the process's user and system CPU time.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 func (r result) rate() float64 { return float64(r.Records) / r.Seconds }
@@ -212,6 +214,10 @@ func measure(mode string, fn func(*result) error) error {
 	}
 	anon, heap := stopSampling()
 	r.Seconds, r.PeakRSSMB, r.PeakAnonMB, r.PeakHeapMB = secs, statusMB("VmHWM:"), anon, heap
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		r.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
 	pprof.StopCPUProfile()
 	return json.NewEncoder(os.Stdout).Encode(r)
 }

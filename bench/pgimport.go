@@ -156,6 +156,7 @@ func benchPGImport(args []string) error {
 		if err := admin.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn0); err != nil {
 			return err
 		}
+		cpu0, load0 := serverCPU(srv.Pid()), loadAverage()
 		var childArgs []string
 		if sd.mode == "child-pgcopy" {
 			childArgs = []string{url, sd.table, copyFile, strconv.Itoa(*n)}
@@ -168,6 +169,10 @@ func benchPGImport(args []string) error {
 			}
 			return err
 		}
+		if err := waitBackends(ctx, admin); err != nil {
+			return err
+		}
+		cpu, load1 := serverCPU(srv.Pid())-cpu0, loadAverage()
 		var wal int64
 		if err := admin.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text, pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint", lsn0).Scan(&lsn1, &wal); err != nil {
 			return err
@@ -176,8 +181,8 @@ func benchPGImport(args []string) error {
 			return err
 		}
 		r := res[i]
-		fmt.Printf("%-50s %8d records %8d rows %7.1fs %8.0f records/s  peak RSS %5.0f MB (anonymous %5.0f MB, Go heap %5.0f MB)  table %6.1f MB  WAL %6.1f MB\n",
-			sd.name, r.Records, tableRows, r.Seconds, r.rate(), r.PeakRSSMB, r.PeakAnonMB, r.PeakHeapMB, float64(size[i])/1e6, float64(wal)/1e6)
+		fmt.Printf("%-50s %8d records %8d rows %7.1fs %8.0f records/s  peak RSS %5.0f MB (anonymous %5.0f MB, Go heap %5.0f MB)  table %6.1f MB  WAL %6.1f MB  CPU: bench %5.1fs, PostgreSQL %5.1fs  load %.1f→%.1f\n",
+			sd.name, r.Records, tableRows, r.Seconds, r.rate(), r.PeakRSSMB, r.PeakAnonMB, r.PeakHeapMB, float64(size[i])/1e6, float64(wal)/1e6, r.CPUSeconds, cpu, load0, load1)
 		if *statements > 0 {
 			if err := printStatements(ctx, url, *statements); err != nil {
 				return err
@@ -224,6 +229,85 @@ func printStatements(ctx context.Context, url string, k int) error {
 			total, calls, nrows, hit, read, readMS, written, writeMS, float64(wal)/1e6, query)
 	}
 	return rows.Err()
+}
+
+// serverCPU is the CPU time (user and system) of the PostgreSQL server
+// rooted at the postmaster pid so far: its own, that of the backends it
+// has reaped, and that of its live children (checkpointer, WAL writer, …).
+func serverCPU(pid int) float64 {
+	total := procCPU(pid, true)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := procStat(child); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			total += procCPU(child, false)
+		}
+	}
+	return total
+}
+
+// procStat returns the fields of /proc/pid/stat after the command name,
+// from the state (field 3) on.
+func procStat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
+// procCPU is utime+stime of pid (and cutime+cstime, with children), in
+// seconds (Linux counts 100 ticks a second).
+func procCPU(pid int, children bool) float64 {
+	f := procStat(pid)
+	if len(f) < 15 {
+		return 0
+	}
+	fields := f[11:13] // utime, stime (fields 14, 15)
+	if children {
+		fields = f[11:15] // and cutime, cstime
+	}
+	var ticks float64
+	for _, v := range fields {
+		n, _ := strconv.ParseFloat(v, 64)
+		ticks += n
+	}
+	return ticks / 100
+}
+
+// waitBackends waits until the benchmark's child has no backend left (they
+// exit after its connections close), so that serverCPU counts them.
+func waitBackends(ctx context.Context, admin *pgx.Conn) error {
+	for range 100 {
+		var n int
+		if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the postmaster reaps them
+	return nil
+}
+
+// loadAverage is the 1-minute load average.
+func loadAverage() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // settingsFlag collects -set name=value.
