@@ -15,12 +15,13 @@ var benchMasterKey = hex.EncodeToString([]byte("otpgate-benchmark-master-key-32b
 // newApp builds otpgate through the same composition root as serve, with
 // its data in dir and the shipped defaults, then lets tune change settings
 // (lifting the SMS caps that a burst from one number range would hit).
-func newApp(dir string, deps app.Deps, tune func(*config.Config)) (*app.App, error) {
-	cfg, err := config.Load([]string{
+// env adds settings (OTPGATE_DATABASE_URL).
+func newApp(dir string, deps app.Deps, tune func(*config.Config), env ...string) (*app.App, error) {
+	cfg, err := config.Load(append([]string{
 		"OTPGATE_DATA_DIR=" + dir, "OTPGATE_MASTER_KEY=" + benchMasterKey,
 		"OTPGATE_TELEGRAM_TOKEN=999:bench-token-for-the-fake-bot-api",
 		"OTPGATE_SMS_PROVIDER=console", "OTPGATE_DEVELOPMENT=true",
-	})
+	}, env...))
 	if err != nil {
 		return nil, err
 	}

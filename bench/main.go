@@ -10,6 +10,15 @@
 // peak memory is its own, and prints both rates, their ratio and the peak
 // RSS of each.
 //
+//	go run ./bench pgimport -n 1000000
+//
+// starts a throwaway PostgreSQL 15 server (fsync=on, synchronous_commit=on)
+// and loads n synthetic records through `otpgate import`'s path into it
+// (OTPGATE_DATABASE_URL: store.Import on pgkv), next to one COPY of the
+// same rows (count and sizes of every key and sealed value otpgate writes)
+// into a plain table, and into one with a primary key; each in a child
+// process, it prints the rates, their ratio, peak RSS, table sizes and WAL.
+//
 //	go run ./bench serve -n 1000000
 //
 // imports n records, starts otpgate through its composition root in a
@@ -72,7 +81,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: go run ./bench import [-n N] | serve [-n N] [-trips N] | telegram [-users N] | backup [-n N] | soak [-duration D]")
+		return errors.New("usage: go run ./bench import [-n N] | pgimport [-n N] [-set name=value] | serve [-n N] [-trips N] | telegram [-users N] | backup [-n N] | soak [-duration D]")
 	}
 	switch args[0] {
 	case "import":
@@ -87,6 +96,10 @@ func run(args []string) error {
 		return benchServe(args[1:])
 	case "child-baseline", "child-import":
 		return child(args[0], args[1], args[2])
+	case "pgimport":
+		return benchPGImport(args[1:])
+	case "child-pgcopy", "child-pgimport":
+		return childPG(args[0], args[1:])
 	case "child-serve":
 		trips, err := strconv.Atoi(args[3])
 		if err != nil {
@@ -106,6 +119,8 @@ type result struct {
 	// tables and logs, which the kernel can drop at any time.
 	PeakAnonMB float64 `json:"peak_anon_mb"`
 	PeakHeapMB float64 `json:"peak_heap_mb"`
+	// CPUSeconds is the process's user and system CPU time.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 func (r result) rate() float64 { return float64(r.Records) / r.Seconds }
@@ -157,6 +172,22 @@ func benchImport(args []string) error {
 
 func child(mode, file, dir string) error {
 	opts, _ := benchOptions(dir)
+	return measure(mode, func(r *result) (err error) {
+		if mode == "child-baseline" {
+			r.Records, err = baseline(file, opts)
+		} else {
+			r.Records, err = otpgateImport(file, opts)
+		}
+		return err
+	})
+}
+
+// measure runs fn, a child process's work, and prints its result as JSON:
+// what fn reports (the records, at least), the time it took and the
+// process's peak memory.
+// OTPBENCH_CPUPROFILE and OTPBENCH_MEMPROFILE name profiles to write
+// (suffixed with the mode).
+func measure(mode string, fn func(*result) error) error {
 	if path := os.Getenv("OTPBENCH_CPUPROFILE"); path != "" {
 		pf, err := os.Create(path + "." + mode)
 		if err != nil {
@@ -169,16 +200,8 @@ func child(mode, file, dir string) error {
 	}
 	stopSampling := sampleMemory()
 	start := time.Now()
-	var (
-		n   int
-		err error
-	)
-	switch mode {
-	case "child-baseline":
-		n, err = baseline(file, opts)
-	default:
-		n, err = otpgateImport(file, opts)
-	}
+	var r result
+	err := fn(&r)
 	if err != nil {
 		return err
 	}
@@ -190,7 +213,11 @@ func child(mode, file, dir string) error {
 		}
 	}
 	anon, heap := stopSampling()
-	r := result{Records: n, Seconds: secs, PeakRSSMB: statusMB("VmHWM:"), PeakAnonMB: anon, PeakHeapMB: heap}
+	r.Seconds, r.PeakRSSMB, r.PeakAnonMB, r.PeakHeapMB = secs, statusMB("VmHWM:"), anon, heap
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		r.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
 	pprof.StopCPUProfile()
 	return json.NewEncoder(os.Stdout).Encode(r)
 }

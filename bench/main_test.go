@@ -23,6 +23,7 @@ func TestMain(m *testing.M) {
 func TestSmoke(t *testing.T) {
 	for _, args := range [][]string{
 		{"import", "-n", "300"},
+		{"pgimport", "-n", "2000"},
 		{"serve", "-n", "300", "-trips", "5"},
 		{"telegram", "-users", "4"},
 		{"backup", "-n", "300"},

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -77,12 +78,19 @@ type serveResult struct {
 
 // runChild runs this binary in mode with args and decodes its JSON result.
 func runChild(out any, mode string, args ...string) error {
+	return runChildContext(context.Background(), out, mode, args...)
+}
+
+// runChildContext is runChild, killing the child when ctx is done; the
+// child is killed too if this process dies.
+func runChildContext(ctx context.Context, out any, mode string, args ...string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, append([]string{mode}, args...)...)
+	cmd := exec.CommandContext(ctx, self, append([]string{mode}, args...)...)
 	cmd.Env = append(os.Environ(), "OTPBENCH_CHILD=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	b, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError

@@ -28,8 +28,13 @@
 // the test binary's child process with a parent-death signal, so a test
 // binary that crashes or is killed never leaves a server behind.
 //
-// This package is for tests only: _test.go files import it, production code
-// never (internal/layout checks that the shipped binary does not link it).
+// Outside a test (the bench command), StartServer starts a server and
+// Close stops it; Options choose PostgreSQL's own durable settings instead
+// of the tests' fsync=off.
+//
+// This package is for tests and benchmarks only: _test.go files and bench
+// import it, production code never (internal/layout checks that the shipped
+// binary does not link it).
 package pgtest
 
 import (
@@ -67,6 +72,7 @@ const (
 type Server struct {
 	dir, sockDir string
 	cred         *syscall.Credential // nil unless running as root
+	opts         Options
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd     // the running postmaster, nil when stopped
@@ -76,35 +82,83 @@ type Server struct {
 	dbSeq atomic.Int64
 }
 
-// Start initializes a fresh cluster, starts a server on it and waits until
-// it accepts connections. A cleanup stops the server and removes its
-// directories. It fails the test if PostgreSQL 15 is not installed.
+// Start initializes a fresh cluster, starts a server on it (the tests'
+// settings: Options{}) and waits until it accepts connections. A cleanup
+// stops the server and removes its directories. It fails the test if
+// PostgreSQL 15 is not installed.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s, err := start()
-	if s != nil {
-		t.Cleanup(func() {
-			if err := s.close(); err != nil {
-				t.Errorf("pgtest: %v", err)
-			}
-		})
-	}
+	s, err := StartServer(Options{})
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
 	return s
 }
 
-// start is Start without a test: the shared server outlives the test that
-// first asks for it. On failure after the directories exist it returns the
-// server too, so that the caller can remove them.
-func start() (*Server, error) {
+// Options configure StartServer.
+type Options struct {
+	// Durable runs the server with PostgreSQL's own settings for
+	// durability and memory (fsync=on, full_page_writes=on, the default
+	// shared_buffers) instead of the tests' fsync=off,
+	// full_page_writes=off and shared_buffers=64MB, which lose committed
+	// work in a power cut and make a throughput figure meaningless.
+	// synchronous_commit is on either way.
+	Durable bool
+	// Settings are further server settings, "name=value" each, passed to
+	// postgres as -c after the ones above (a later one wins).
+	Settings []string
+}
+
+// args are the postgres settings of o, as -c arguments.
+func (o Options) args() []string {
+	set := []string{
+		"listen_addresses=", // no TCP: nothing to collide with
+		"synchronous_commit=on", "max_connections=200",
+	}
+	if o.Durable {
+		set = append(set, "fsync=on", "full_page_writes=on")
+	} else {
+		set = append(set, "fsync=off", "full_page_writes=off", "shared_buffers=64MB")
+	}
+	set = append(set, o.Settings...)
+	var args []string
+	for _, kv := range set {
+		args = append(args, "-c", kv)
+	}
+	return args
+}
+
+// StartServer is Start outside a test (the bench command): it initializes
+// a fresh cluster, starts a server on it with o's settings and waits until
+// it accepts connections. The caller must Close it; if the process dies
+// first, the server is killed with it (a parent-death signal) but its
+// directories stay behind. On error nothing is left behind.
+func StartServer(o Options) (*Server, error) {
+	s, err := start(o)
+	if err != nil {
+		if s != nil {
+			s.Close()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// start initializes the cluster and starts the server. On failure after
+// the directories exist it returns the server too, so that the caller can
+// remove them.
+func start(o Options) (*Server, error) {
 	for _, b := range []string{"initdb", "postgres"} {
 		if _, err := os.Stat(filepath.Join(BinDir, b)); err != nil {
 			return nil, fmt.Errorf("PostgreSQL 15 is not installed (%s/%s: %v); install it: apt-get install postgresql-15", BinDir, b, errors.Unwrap(err))
 		}
 	}
-	s := &Server{}
+	s := &Server{opts: o}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -189,10 +243,7 @@ func (s *Server) run() error {
 		}
 	}
 	logStart, _ := logf.Seek(0, 2)
-	cmd := s.command(filepath.Join(BinDir, "postgres"), "-D", s.dir, "-k", s.sockDir,
-		"-c", "listen_addresses=", // no TCP: nothing to collide with
-		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=on",
-		"-c", "max_connections=200", "-c", "shared_buffers=64MB")
+	cmd := s.command(filepath.Join(BinDir, "postgres"), append([]string{"-D", s.dir, "-k", s.sockDir}, s.opts.args()...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("postgres: %v", err)
@@ -462,8 +513,9 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
-// close stops the server and removes its directories.
-func (s *Server) close() error {
+// Close stops the server (fast shutdown) and removes its directories.
+// Start's cleanup calls it; after StartServer the caller does.
+func (s *Server) Close() error {
 	err := s.Stop()
 	s.removeDirs()
 	return err
@@ -499,15 +551,7 @@ func Shared(t testing.TB) *Server {
 		t.Fatal("pgtest: Shared needs the package's TestMain to be pgtest.Main: func TestMain(m *testing.M) { pgtest.Main(m) }")
 	}
 	shared.once.Do(func() {
-		srv, err := start()
-		if err != nil {
-			if srv != nil {
-				srv.close()
-			}
-			shared.err = err
-			return
-		}
-		shared.srv = srv
+		shared.srv, shared.err = StartServer(Options{})
 	})
 	if shared.err != nil {
 		t.Fatalf("pgtest: shared server: %v", shared.err)
@@ -521,7 +565,7 @@ func Main(m *testing.M) {
 	shared.mainRan.Store(true)
 	code := m.Run()
 	if shared.srv != nil {
-		if err := shared.srv.close(); err != nil {
+		if err := shared.srv.Close(); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: stopping the shared server: %v\n", err)
 			if code == 0 {
 				code = 1

@@ -233,3 +233,58 @@ func (f *fatalTB) Fatalf(format string, args ...any) {
 	f.msg = fmt.Sprintf(format, args...)
 	runtime.Goexit()
 }
+
+// TestStartServer: outside a test, a durable server with extra settings,
+// and Close stops it and leaves nothing behind.
+func TestStartServer(t *testing.T) {
+	t.Parallel()
+	srv, err := pgtest.StartServer(pgtest.Options{Durable: true, Settings: []string{"work_mem=7MB"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			srv.Close()
+		}
+	})
+	conn := connect(t, srv.URL("postgres"))
+	for name, want := range map[string]string{"fsync": "on", "full_page_writes": "on", "synchronous_commit": "on", "work_mem": "7MB", "shared_buffers": "128MB"} {
+		var got string
+		if err := conn.QueryRow(context.Background(), "SHOW "+name).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+	conn.Close(context.Background())
+	pid, dir, sock := srv.Pid(), srv.Dir(), srv.SocketDir()
+	closed = true
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Fatalf("postmaster %d still alive after Close", pid)
+	}
+	for _, d := range []string{dir, sock} {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after Close: %v", d, err)
+		}
+	}
+}
+
+// TestTestSettings: Shared (and Start) run the tests' fast, non-durable settings.
+func TestTestSettings(t *testing.T) {
+	t.Parallel()
+	conn := connect(t, pgtest.Shared(t).URL("postgres"))
+	for name, want := range map[string]string{"fsync": "off", "full_page_writes": "off", "synchronous_commit": "on", "shared_buffers": "64MB", "listen_addresses": ""} {
+		var got string
+		if err := conn.QueryRow(context.Background(), "SHOW "+name).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}
