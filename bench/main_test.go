@@ -25,6 +25,7 @@ func TestSmoke(t *testing.T) {
 		{"import", "-n", "300"},
 		{"pgimport", "-n", "2000"},
 		{"serve", "-n", "300", "-trips", "5"},
+		{"serve", "-postgres", "-n", "300", "-trips", "5"},
 		{"telegram", "-users", "4"},
 		{"backup", "-n", "300"},
 		{"soak", "-duration", "2s", "-workers", "2"},

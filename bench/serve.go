@@ -20,12 +20,15 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/otpgate/otpgate/internal/app"
 	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/pgtest"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/pii"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/recordfile"
 )
 
 // benchServe imports n generated records (in a child process, as
@@ -36,10 +39,15 @@ import (
 // its peak, and the latency of one whole flow (p50, p99) next to one raw
 // Badger transaction synced to disk in the same process, with the same
 // options and encryption.
+//
+// With -postgres the state is in a throwaway, durable PostgreSQL instead
+// (fsync and synchronous_commit on), as replicas run it; the baseline is
+// then one raw INSERT of 256 bytes committed on its own.
 func benchServe(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	n := fs.Int("n", 1_000_000, "records to generate and import")
 	trips := fs.Int("trips", 500, "whole flows to time after the warm-up")
+	postgres := fs.Bool("postgres", false, "keep the state in a throwaway PostgreSQL instead of Badger")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,6 +56,9 @@ func benchServe(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if *postgres {
+		return benchServePG(file, dir, *n, *trips)
+	}
 	db := filepath.Join(dir, "db")
 	var imp result
 	if err := runChild(&imp, "child-import", file, db); err != nil {
@@ -120,6 +131,9 @@ func childServe(file, dir string, trips int) error {
 			c.ResendCooldown = time.Nanosecond
 			c.RequestsPerRequesterHour, c.SendsPerMobileHour, c.SendsPerMobileDay = 1_000_000, 1_000_000, 1_000_000
 			c.SendsPerPrefixHour, c.GlobalSMSPerHour = 1_000_000, 1_000_000
+			if url := os.Getenv(benchDatabaseURL); url != "" {
+				c.DatabaseURL = config.NewSecret(url)
+			}
 		})
 	if err != nil {
 		return err
@@ -127,6 +141,16 @@ func childServe(file, dir string, trips int) error {
 	defer a.Stop()
 	ctx := context.Background()
 	var r serveResult
+	if url := os.Getenv(benchDatabaseURL); url != "" {
+		raw, err := flowsAndRaw(ctx, a, ph, mobiles, trips, func() ([]time.Duration, error) { return rawSyncedPG(ctx, url, trips) })
+		if err != nil {
+			return err
+		}
+		r = raw
+		r.PeakAnonMB, r.PeakHeapMB = stopSampling()
+		r.PeakRSSMB = statusMB("VmHWM:")
+		return json.NewEncoder(os.Stdout).Encode(r)
+	}
 	for i := range warmupFlows {
 		if err := phoneFlow(ctx, a.OTP, a.Store, ph, fmt.Sprintf("warm:%d", i), mobiles[i]); err != nil {
 			return fmt.Errorf("warm-up flow: %w", err)
@@ -156,6 +180,106 @@ func childServe(file, dir string, trips int) error {
 	r.PeakAnonMB, r.PeakHeapMB = stopSampling()
 	r.PeakRSSMB = statusMB("VmHWM:")
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// benchDatabaseURL passes the PostgreSQL URL to the serving child.
+const benchDatabaseURL = "OTPBENCH_DATABASE_URL"
+
+// benchServePG is benchServe over a throwaway PostgreSQL: the records are
+// imported through the store, as `otpgate import` does, then a child
+// process serves and times the flows.
+func benchServePG(file, dir string, n, trips int) error {
+	ctx := context.Background()
+	srv, err := pgtest.StartServer(pgtest.Options{Durable: true})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if err := execOn(ctx, srv.URL("postgres"), "CREATE DATABASE flows"); err != nil {
+		return err
+	}
+	url := srv.URL("flows")
+	start := time.Now()
+	a, err := newApp(dir, app.Deps{Channel: app.ChannelNone, Logger: slog.New(slog.DiscardHandler)},
+		func(c *config.Config) { c.DatabaseURL = config.NewSecret(url) })
+	if err != nil {
+		return err
+	}
+	f, err := recordfile.Open(file, recordfile.Options{})
+	if err != nil {
+		_ = a.Stop()
+		return err
+	}
+	sum, err := a.Store.Import(ctx, f.Rows)
+	f.Close()
+	if err := errors.Join(err, a.Stop()); err != nil {
+		return err
+	}
+	fmt.Printf("imported %d records into PostgreSQL in %.1fs\n", sum.Added, time.Since(start).Seconds())
+	os.Setenv(benchDatabaseURL, url)
+	defer os.Unsetenv(benchDatabaseURL)
+	var sr serveResult
+	if err := runChild(&sr, "child-serve", file, filepath.Join(dir, "unused"), strconv.Itoa(trips)); err != nil {
+		return err
+	}
+	fmt.Printf("otpgate serve on %d records in PostgreSQL: RSS after %d warm-up flows %.0f MB; peak RSS %.0f MB\n",
+		n, warmupFlows, sr.WarmRSSMB, sr.PeakRSSMB)
+	fmt.Printf("whole flow (in-process, %d trips): p50 %.2f ms  p99 %.2f ms   raw committed PostgreSQL INSERT: p50 %.2f ms  p99 %.2f ms\n",
+		sr.Trips, sr.FlowP50ms, sr.FlowP99ms, sr.RawP50ms, sr.RawP99ms)
+	return nil
+}
+
+// flowsAndRaw runs the warm-up flows, reads the memory, times trips flows
+// and then the raw baseline.
+func flowsAndRaw(ctx context.Context, a *app.App, ph *phone, mobiles []pii.Mobile, trips int, raw func() ([]time.Duration, error)) (serveResult, error) {
+	var r serveResult
+	for i := range warmupFlows {
+		if err := phoneFlow(ctx, a.OTP, a.Store, ph, fmt.Sprintf("warm:%d", i), mobiles[i]); err != nil {
+			return r, fmt.Errorf("warm-up flow: %w", err)
+		}
+	}
+	runtime.GC()
+	r.WarmRSSMB, r.WarmAnonMB = statusMB("VmRSS:"), statusMB("RssAnon:")
+	flows := make([]time.Duration, 0, trips)
+	for i := range trips {
+		start := time.Now()
+		if err := phoneFlow(ctx, a.OTP, a.Store, ph, fmt.Sprintf("trip:%d", i), mobiles[warmupFlows+i]); err != nil {
+			return r, fmt.Errorf("flow %d: %w", i, err)
+		}
+		flows = append(flows, time.Since(start))
+	}
+	base, err := raw()
+	if err != nil {
+		return r, err
+	}
+	r.Trips = trips
+	r.FlowP50ms, r.FlowP99ms = percentile(flows, 50), percentile(flows, 99)
+	r.RawP50ms, r.RawP99ms = percentile(base, 50), percentile(base, 99)
+	return r, nil
+}
+
+// rawSyncedPG times n INSERTs of 256 bytes into a plain table, each
+// committed on its own (synchronous_commit on): the floor of a durable
+// write to the database.
+func rawSyncedPG(ctx context.Context, url string, n int) ([]time.Duration, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS raw_txn (k text PRIMARY KEY, v bytea)"); err != nil {
+		return nil, err
+	}
+	val := make([]byte, 256)
+	out := make([]time.Duration, 0, n)
+	for i := range n {
+		start := time.Now()
+		if _, err := conn.Exec(ctx, "INSERT INTO raw_txn VALUES ($1, $2)", fmt.Sprintf("k%08d", i), val); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
 }
 
 // phoneFlow is one whole beneficiary flow with the code taken from the
