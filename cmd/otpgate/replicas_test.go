@@ -567,6 +567,33 @@ func TestReplicasShareOneState(t *testing.T) {
 		}
 	})
 
+	t.Run("records imported and removed while the replicas serve", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "more.jsonl")
+		if err := os.WriteFile(file, []byte(record("70000000000009", "Kiran Roy", "9100000009")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		imp, out, errb := otpgateProcess(t, c.env, "import", file)
+		if err := imp.Wait(); err != nil || !strings.Contains(out.String(), "1 added") {
+			t.Fatalf("import while serving: %v\n%s%s", err, out, errb)
+		}
+		chat, from := user(5009)
+		c.tg.SendText(chat, from, "/lookup 9100000009")
+		c.tg.SendText(chat, from, c.smsTo("9100000009", 1))
+		c.released(5009, "Kiran Roy")
+		list := filepath.Join(t.TempDir(), "remove.txt")
+		if err := os.WriteFile(list, []byte("70000000000009\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rm, out, errb := otpgateProcess(t, c.env, "import", "--remove", list)
+		if err := rm.Wait(); err != nil || !strings.Contains(out.String(), "removed 1 records") {
+			t.Fatalf("remove while serving: %v\n%s%s", err, out, errb)
+		}
+		again, out, _ := otpgateProcess(t, c.env, "import", "--remove", list)
+		if err := again.Wait(); err == nil || !strings.Contains(out.String(), "no stored record has it") {
+			t.Fatalf("the removed record is still stored: %v %s", err, out)
+		}
+	})
+
 	t.Run("audit verify sees one chain of every replica's work", func(t *testing.T) {
 		cmd, out, errb := otpgateProcess(t, c.env, "audit", "verify")
 		if err := cmd.Wait(); err != nil || !strings.Contains(out.String(), "intact") {
@@ -578,19 +605,19 @@ func TestReplicasShareOneState(t *testing.T) {
 		}
 		verified := strings.Count(out.String(), `"event":"code_verified"`)
 		released := strings.Count(out.String(), `"event":"released"`)
-		// Five users verified (Kavya, Jaya, Leela, Hema, Irfan); every
-		// record a chat showed has its release entry.
+		// Six users verified (Kavya, Jaya, Leela, Hema, Irfan, Kiran);
+		// every record a chat showed has its release entry.
 		shown := 0
-		for _, u := range []int64{5001, 5008, 5003, 5006, 5007} {
+		for _, u := range []int64{5001, 5008, 5003, 5006, 5007, 5009} {
 			for _, m := range c.tg.Sent(u) {
-				for _, name := range []string{"Kavya Nair", "Jaya Pal", "Leela Rao", "Hema Sen", "Irfan Ali"} {
+				for _, name := range []string{"Kavya Nair", "Jaya Pal", "Leela Rao", "Hema Sen", "Irfan Ali", "Kiran Roy"} {
 					if strings.Contains(m.Text, name) {
 						shown++
 					}
 				}
 			}
 		}
-		if verified != 5 || released < shown {
+		if verified != 6 || released < shown {
 			t.Fatalf("audit: %d verified, %d released for %d records shown\n%s", verified, released, shown, out)
 		}
 	})
