@@ -269,7 +269,11 @@ func (d *DB) DropPrefix(ctx context.Context, prefixes ...[]byte) error {
 	}
 	for _, p := range prefixes {
 		lo, hi := bounds(p)
-		if _, err := d.pool.Exec(ctx, "DELETE FROM otpgate_kv WHERE k >= $1 AND ($2::bytea IS NULL OR k < $2)", lo, hi); err != nil {
+		q, args := "DELETE FROM otpgate_kv WHERE k >= $1", []any{lo}
+		if hi != nil {
+			q, args = q+" AND k < $2", append(args, hi)
+		}
+		if _, err := d.pool.Exec(ctx, q, args...); err != nil {
 			return classify(err)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -175,10 +177,22 @@ func (it *iterator) fetch(from []byte, inclusive bool) {
 	if inclusive {
 		cmp += "="
 	}
-	q := `SELECT k, v FROM otpgate_kv WHERE k >= $1 AND ($2::bytea IS NULL OR k < $2)
-		AND ($3::bytea IS NULL OR k ` + cmp + ` $3) AND (expires_at IS NULL OR expires_at > now())
-		ORDER BY k ` + order + ` LIMIT $4`
-	rows, err := it.t.tx.Query(it.t.ctx, q, it.lo, it.hi, from, it.pageSize)
+	// Each bound is its own condition, present or absent, never "$n IS
+	// NULL OR …": a generic plan could not use such a bound on the index
+	// and would walk the table from lo to its end.
+	conds, args := []string{"k >= $1"}, []any{it.lo}
+	if it.hi != nil {
+		args = append(args, it.hi)
+		conds = append(conds, fmt.Sprintf("k < $%d", len(args)))
+	}
+	if from != nil {
+		args = append(args, from)
+		conds = append(conds, fmt.Sprintf("k %s $%d", cmp, len(args)))
+	}
+	args = append(args, it.pageSize)
+	q := "SELECT k, v FROM otpgate_kv WHERE " + strings.Join(conds, " AND ") +
+		" AND (expires_at IS NULL OR expires_at > now()) ORDER BY k " + order + fmt.Sprintf(" LIMIT $%d", len(args))
+	rows, err := it.t.tx.Query(it.t.ctx, q, args...)
 	if err != nil {
 		it.t.fail(err)
 		return
