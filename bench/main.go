@@ -17,7 +17,8 @@
 // (OTPGATE_DATABASE_URL: store.Import on pgkv), next to one COPY of the
 // same rows (count and sizes of every key and sealed value otpgate writes)
 // into a plain table, and into one with a primary key; each in a child
-// process, it prints the rates, their ratio, peak RSS, table sizes and WAL.
+// process, it prints the rates, their ratio, peak RSS, the CPU time of the
+// bench process and of PostgreSQL, table sizes and WAL written.
 //
 //	go run ./bench serve -n 1000000
 //
@@ -81,7 +82,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: go run ./bench import [-n N] | pgimport [-n N] [-set name=value] | serve [-n N] [-trips N] | telegram [-users N] | backup [-n N] | soak [-duration D]")
+		return errors.New("usage: go run ./bench import [-n N] | pgimport [-n N] [-set name=value] [-statements K] | serve [-n N] [-trips N] | telegram [-users N] | backup [-n N] | soak [-duration D]")
 	}
 	switch args[0] {
 	case "import":

@@ -152,7 +152,7 @@ func benchPGImport(args []string) error {
 				return err
 			}
 		}
-		var lsn0, lsn1 string
+		var lsn0 string
 		if err := admin.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn0); err != nil {
 			return err
 		}
@@ -174,7 +174,7 @@ func benchPGImport(args []string) error {
 		}
 		cpu, load1 := serverCPU(srv.Pid())-cpu0, loadAverage()
 		var wal int64
-		if err := admin.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text, pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint", lsn0).Scan(&lsn1, &wal); err != nil {
+		if err := admin.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint", lsn0).Scan(&wal); err != nil {
 			return err
 		}
 		if err := queryOn(ctx, url, "SELECT pg_total_relation_size($1), (SELECT count(*) FROM "+sd.table+")", []any{sd.table}, &size[i], &tableRows); err != nil {
