@@ -508,9 +508,10 @@ func (s *Store) checkScratch(ctx context.Context, scratch, txn kv.Txn, bad *Impo
 		return refs.ValidForPrefix(p)
 	}
 	var (
-		group []byte
-		count int
-		first int
+		group         []byte
+		count         int
+		first         int
+		storedStarted bool
 	)
 	flush := func() error {
 		if group == nil || count > MaxPerMobile || fileOnly {
@@ -520,7 +521,17 @@ func (s *Store) checkScratch(ctx context.Context, scratch, txn kv.Txn, bad *Impo
 		// this file names them (and so re-places them).
 		p := join([]byte{pfxMobileIdx}, group)
 		n := count
-		for stored.Seek(p); stored.ValidForPrefix(p); stored.Next() {
+		// Groups come in key order: the stored index is walked forward,
+		// and sought only when it is behind this group (a Seek is a query
+		// on PostgreSQL; into an empty store, none is made).
+		if !storedStarted {
+			stored.Rewind()
+			storedStarted = true
+		}
+		if stored.Valid() && bytes.Compare(stored.Item().Key(), p) < 0 {
+			stored.Seek(p)
+		}
+		for ; stored.ValidForPrefix(p); stored.Next() {
 			k := stored.Item().Key()
 			if len(k) == len(p)+hashLen && !inFile(k[len(p):]) {
 				n++

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/otpgate/otpgate/store/kv"
 )
@@ -23,8 +25,8 @@ type op struct {
 
 // batch is a bulk writer: writes are buffered, sealed by the caller's
 // goroutine, and applied in order by one flusher, each chunk in one
-// transaction: COPY into a session's staging table, then one INSERT … ON
-// CONFLICT into otpgate_kv (the last write of a key wins).
+// transaction: its sets as arrays in one INSERT (the last write of a key
+// wins), a plain one when no key exists yet, else INSERT … ON CONFLICT.
 type batch struct {
 	d      *DB
 	ctx    context.Context
@@ -157,13 +159,13 @@ func (b *batch) Cancel() {
 }
 
 // apply writes one chunk in one transaction, preserving the order of
-// sets and deletes.
+// sets and deletes. A chunk of sets only (a bulk load) is one statement.
 func (b *batch) apply(ops []op) error {
 	ctx := b.ctx
+	if !slices.ContainsFunc(ops, func(o op) bool { return o.del }) {
+		return bulkError(insertSets(ctx, b.d.pool, ops))
+	}
 	err := pgx.BeginTxFunc(ctx, b.d.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS otpgate_load (seq int, k bytea, v bytea) ON COMMIT DELETE ROWS`); err != nil {
-			return err
-		}
 		for start := 0; start < len(ops); {
 			end := start
 			for end < len(ops) && ops[end].del == ops[start].del {
@@ -173,7 +175,7 @@ func (b *batch) apply(ops []op) error {
 			if ops[start].del {
 				err = deleteRun(ctx, tx, ops[start:end])
 			} else {
-				err = setRun(ctx, tx, ops[start:end])
+				err = upsertSets(ctx, tx, ops[start:end])
 			}
 			if err != nil {
 				return err
@@ -182,35 +184,56 @@ func (b *batch) apply(ops []op) error {
 		}
 		return nil
 	})
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return err
-		}
-		return fmt.Errorf("pgkv: bulk write: %w", classify(err))
-	}
-	return nil
+	return bulkError(err)
 }
 
-func setRun(ctx context.Context, tx pgx.Tx, ops []op) error {
-	if _, err := tx.Exec(ctx, "TRUNCATE otpgate_load"); err != nil {
+func bulkError(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
-	i := 0
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"otpgate_load"}, []string{"seq", "k", "v"},
-		pgx.CopyFromFunc(func() ([]any, error) {
-			if i == len(ops) {
-				return nil, nil
-			}
-			o := ops[i]
-			i++
-			return []any{int32(i), o.k, o.v}, nil
-		}))
-	if err != nil {
-		return err
+	return fmt.Errorf("pgkv: bulk write: %w", classify(err))
+}
+
+// The sets of a run travel as two arrays (keys, sealed values) in one
+// statement; DISTINCT ON keeps the last write of a key.
+const (
+	insertSetsSQL = `INSERT INTO otpgate_kv (k, v, expires_at)
+		SELECT DISTINCT ON (k) k, v, NULL::timestamptz
+		FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS t(k, v, seq) ORDER BY k, seq DESC`
+	upsertSetsSQL = insertSetsSQL + `
+		ON CONFLICT (k) DO UPDATE SET v = excluded.v, expires_at = NULL`
+)
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func setArrays(ops []op) (keys, vals [][]byte) {
+	keys, vals = make([][]byte, len(ops)), make([][]byte, len(ops))
+	for i, o := range ops {
+		keys[i], vals[i] = o.k, o.v
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO otpgate_kv (k, v, expires_at)
-		SELECT DISTINCT ON (k) k, v, NULL FROM otpgate_load ORDER BY k, seq DESC
-		ON CONFLICT (k) DO UPDATE SET v = excluded.v, expires_at = NULL`)
+	return keys, vals
+}
+
+// insertSets writes a chunk of sets. A first load creates every key, so
+// it tries a plain INSERT, without the upsert's speculative insertion (a
+// second index descent and WAL record per row); a key already there fails
+// that statement whole, nothing of it applied, and the upsert runs.
+func insertSets(ctx context.Context, db execer, ops []op) error {
+	keys, vals := setArrays(ops)
+	_, err := db.Exec(ctx, insertSetsSQL, keys, vals)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+		_, err = db.Exec(ctx, upsertSetsSQL, keys, vals)
+	}
+	return err
+}
+
+// upsertSets writes a run of sets inside a chunk's transaction.
+func upsertSets(ctx context.Context, tx pgx.Tx, ops []op) error {
+	keys, vals := setArrays(ops)
+	_, err := tx.Exec(ctx, upsertSetsSQL, keys, vals)
 	return err
 }
 

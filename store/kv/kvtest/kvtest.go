@@ -419,6 +419,28 @@ func testWriteBatch(t *testing.T, b kv.Backend) {
 	if v, _ := get(t, b, "b/00001"); v != "last" {
 		t.Fatalf("the last write of a key did not win: %q", v)
 	}
+	// Sets over keys an earlier transaction or an earlier part of the
+	// batch wrote: the last write wins.
+	set(t, b, "o/00003", "from a transaction")
+	wb = b.NewWriteBatch(ctx)
+	for round := range 2 {
+		for i := range 10000 {
+			if err := wb.Set(fmt.Appendf(nil, "o/%05d", i), fmt.Appendf(nil, "round %d", round)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"o/00003", "o/00000", "o/09999"} {
+		if v, err := get(t, b, k); err != nil || v != "round 1" {
+			t.Fatalf("%s after overwriting batches = %q, %v", k, v, err)
+		}
+	}
+	if got := keysOf(t, b, kv.IteratorOptions{Prefix: []byte("o/")}, nil); len(got) != 10000 {
+		t.Fatalf("%d keys after overwriting batches", len(got))
+	}
 	// A cancelled batch need not write anything, and must not fail later use.
 	wb = b.NewWriteBatch(ctx)
 	_ = wb.Set([]byte("c/1"), []byte("x"))
