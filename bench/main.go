@@ -106,7 +106,11 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		return childServe(args[1], args[2], trips)
+		url := ""
+		if len(args) > 4 {
+			url = args[4]
+		}
+		return childServe(args[1], args[2], trips, url)
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])
 }

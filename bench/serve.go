@@ -119,7 +119,9 @@ func runChildContext(ctx context.Context, out any, mode string, args ...string) 
 // childServe is the serving process: the app as serve builds it (console
 // channel, the code sender replaced by a phone that hands codes straight
 // to the flow), on the imported directory.
-func childServe(file, dir string, trips int) error {
+//
+// With url, the state is in that PostgreSQL database instead of dir.
+func childServe(file, dir string, trips int, url string) error {
 	mobiles, err := fileMobiles(file, warmupFlows+trips)
 	if err != nil {
 		return err
@@ -131,7 +133,7 @@ func childServe(file, dir string, trips int) error {
 			c.ResendCooldown = time.Nanosecond
 			c.RequestsPerRequesterHour, c.SendsPerMobileHour, c.SendsPerMobileDay = 1_000_000, 1_000_000, 1_000_000
 			c.SendsPerPrefixHour, c.GlobalSMSPerHour = 1_000_000, 1_000_000
-			if url := os.Getenv(benchDatabaseURL); url != "" {
+			if url != "" {
 				c.DatabaseURL = config.NewSecret(url)
 			}
 		})
@@ -141,7 +143,7 @@ func childServe(file, dir string, trips int) error {
 	defer a.Stop()
 	ctx := context.Background()
 	var r serveResult
-	if url := os.Getenv(benchDatabaseURL); url != "" {
+	if url != "" {
 		raw, err := flowsAndRaw(ctx, a, ph, mobiles, trips, func() ([]time.Duration, error) { return rawSyncedPG(ctx, url, trips) })
 		if err != nil {
 			return err
@@ -182,9 +184,6 @@ func childServe(file, dir string, trips int) error {
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
-// benchDatabaseURL passes the PostgreSQL URL to the serving child.
-const benchDatabaseURL = "OTPBENCH_DATABASE_URL"
-
 // benchServePG is benchServe over a throwaway PostgreSQL: the records are
 // imported through the store, as `otpgate import` does, then a child
 // process serves and times the flows.
@@ -216,10 +215,8 @@ func benchServePG(file, dir string, n, trips int) error {
 		return err
 	}
 	fmt.Printf("imported %d records into PostgreSQL in %.1fs\n", sum.Added, time.Since(start).Seconds())
-	os.Setenv(benchDatabaseURL, url)
-	defer os.Unsetenv(benchDatabaseURL)
 	var sr serveResult
-	if err := runChild(&sr, "child-serve", file, filepath.Join(dir, "unused"), strconv.Itoa(trips)); err != nil {
+	if err := runChild(&sr, "child-serve", file, filepath.Join(dir, "unused"), strconv.Itoa(trips), url); err != nil {
 		return err
 	}
 	fmt.Printf("otpgate serve on %d records in PostgreSQL: RSS after %d warm-up flows %.0f MB; peak RSS %.0f MB\n",
