@@ -142,43 +142,16 @@ func childServe(file, dir string, trips int, url string) error {
 	}
 	defer a.Stop()
 	ctx := context.Background()
-	var r serveResult
-	if url != "" {
-		raw, err := flowsAndRaw(ctx, a, ph, mobiles, trips, func() ([]time.Duration, error) { return rawSyncedPG(ctx, url, trips) })
-		if err != nil {
-			return err
+	raw := func() ([]time.Duration, error) {
+		if url != "" {
+			return rawSyncedPG(ctx, url, trips)
 		}
-		r = raw
-		r.PeakAnonMB, r.PeakHeapMB = stopSampling()
-		r.PeakRSSMB = statusMB("VmHWM:")
-		return json.NewEncoder(os.Stdout).Encode(r)
+		return rawSyncedTxns(filepath.Join(filepath.Dir(dir), "raw-txn"), trips)
 	}
-	for i := range warmupFlows {
-		if err := phoneFlow(ctx, a.OTP, a.Store, ph, fmt.Sprintf("warm:%d", i), mobiles[i]); err != nil {
-			return fmt.Errorf("warm-up flow: %w", err)
-		}
-	}
-	runtime.GC()
-	r.WarmRSSMB, r.WarmAnonMB = statusMB("VmRSS:"), statusMB("RssAnon:")
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	r.WarmHeapMB = float64(ms.HeapInuse) / (1 << 20)
-
-	flows := make([]time.Duration, 0, trips)
-	for i := range trips {
-		start := time.Now()
-		if err := phoneFlow(ctx, a.OTP, a.Store, ph, fmt.Sprintf("trip:%d", i), mobiles[warmupFlows+i]); err != nil {
-			return fmt.Errorf("flow %d: %w", i, err)
-		}
-		flows = append(flows, time.Since(start))
-	}
-	raw, err := rawSyncedTxns(filepath.Join(filepath.Dir(dir), "raw-txn"), trips)
+	r, err := flowsAndRaw(ctx, a, ph, mobiles, trips, raw)
 	if err != nil {
 		return err
 	}
-	r.Trips = trips
-	r.FlowP50ms, r.FlowP99ms = percentile(flows, 50), percentile(flows, 99)
-	r.RawP50ms, r.RawP99ms = percentile(raw, 50), percentile(raw, 99)
 	r.PeakAnonMB, r.PeakHeapMB = stopSampling()
 	r.PeakRSSMB = statusMB("VmHWM:")
 	return json.NewEncoder(os.Stdout).Encode(r)
@@ -237,6 +210,9 @@ func flowsAndRaw(ctx context.Context, a *app.App, ph *phone, mobiles []pii.Mobil
 	}
 	runtime.GC()
 	r.WarmRSSMB, r.WarmAnonMB = statusMB("VmRSS:"), statusMB("RssAnon:")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.WarmHeapMB = float64(ms.HeapInuse) / (1 << 20)
 	flows := make([]time.Duration, 0, trips)
 	for i := range trips {
 		start := time.Now()

@@ -88,36 +88,11 @@ func (c storeCoordinator) Lead(ctx context.Context, lease time.Duration) (contex
 		case <-time.After(every):
 		}
 	}
-	lead, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-lead.Done():
-				return
-			case <-t.C:
-			}
-			// Renew within what is left of the lease, so that a slow
-			// database ends the lead before the lease can lapse.
-			rctx, rcancel := context.WithTimeout(lead, lease-every)
-			held, err := c.st.Lease(rctx, pollLease, c.holder, lease)
-			rcancel()
-			if err != nil || !held {
-				if lead.Err() == nil {
-					c.log.Warn("lost the polling lease", "component", "telegram", "err", err)
-				}
-				cancel()
-				return
-			}
-		}
-	})
+	lead, stop := keepLease(ctx, c.st, pollLease, c.holder, lease, c.log.With("component", "telegram"))
 	var once sync.Once
 	release := func() {
 		once.Do(func() {
-			cancel()
-			wg.Wait()
+			stop()
 			ctx, done := context.WithTimeout(context.Background(), 5*time.Second)
 			defer done()
 			if err := c.st.DropLease(ctx, pollLease, c.holder); err != nil {

@@ -76,30 +76,15 @@ func (s storeSessions) Acquire(ctx context.Context, user int64) (bot.SessionStat
 	if !saved.Saved.IsZero() && s.now().Sub(saved.Saved) > s.retain {
 		saved = savedSession{}
 	}
-	renew, stop := context.WithCancel(context.WithoutCancel(ctx))
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		t := time.NewTicker(sessionLease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-renew.Done():
-				return
-			case <-t.C:
-				if _, err := s.st.Lease(renew, store.SessionLease(key), holder, sessionLease); err != nil && renew.Err() == nil {
-					s.log.Warn("renewing a session hold", "component", "sessions", "err", err)
-				}
-			}
-		}
-	}()
+	// A hold whose renewal fails may lapse: the release then finds it
+	// taken over and saves nothing (store.ErrHoldLost).
+	_, stop := keepLease(context.WithoutCancel(ctx), s.st, store.SessionLease(key), holder, sessionLease, s.log.With("component", "sessions"))
 	var released atomic.Bool
 	release := func(ctx context.Context, next *bot.SessionState) error {
 		if !released.CompareAndSwap(false, true) {
 			return errors.New("session released twice")
 		}
 		stop()
-		<-renewed
 		var b []byte
 		if next != nil {
 			var err error
