@@ -110,7 +110,7 @@ func (s *Store) Import(ctx context.Context, src RowSource) (ImportSummary, error
 		return ImportSummary{}, err
 	}
 	var sum ImportSummary
-	if empty && s.bdb != nil {
+	if empty && s.exclusive() {
 		// Badger, held by this process alone: nobody reads a first load
 		// before it is checked, so it is written and checked in one pass.
 		sum, err = s.importFresh(ctx, src)
@@ -146,6 +146,11 @@ const (
 	markerUpdate byte = 1 // a write pass into a store with records
 	markerFresh  byte = 2 // a first load: the store held no records before
 )
+
+// exclusive reports whether this process holds the state alone (Badger's
+// directory lock) rather than sharing it with replicas that read it while
+// an import runs.
+func (s *Store) exclusive() bool { return s.bdb != nil }
 
 // importWorkers hash, encode and write rows of a first load in parallel:
 // HMACs and JSON encoding are most of the import's own CPU.
